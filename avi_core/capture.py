@@ -1,0 +1,268 @@
+"""Capture records: what AVI needs to know about a latent a sampler stopped early (spec sections 1-2).
+
+A captured latent is a ComfyUI LATENT dict whose "samples" a sampler left at noise level sigma (sampling
+stopped at `step` of `steps`, with its leftover noise). The capture node adds a record under
+`latent["avi_capture"]`, a JSON-safe dict:
+
+    step, steps          the step sampling stopped at (resume with KSamplerAdvanced start_at_step = step)
+    sigma                the sampler's sigma at that step (the noise level of "samples")
+    timestep, T          model_sampling.timestep(sigma) and the model's number of training timesteps
+    fraction             timestep / T
+    scale_factor         the model's latent scale factor (0.18215 for SD 1.x/2.x)
+    seed, batch          the noise seed and the batch size
+    sampler, scheduler, denoise, height, width, channels
+
+This module holds the host-free logic: choosing the step nearest to a fraction of T, building and reading
+records, checking that an original (x) and a target (z) latent fit together, parsing rho lists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .errors import CaptureRecordError, UnsupportedModelError
+
+CAPTURE_KEY = "avi_capture"
+CAPTURE_NODE = "AVI Capture Latent at Step"
+RECORD_VERSION = 1
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "step": int,
+    "steps": int,
+    "sigma": (int, float),
+    "timestep": (int, float),
+    "T": int,
+    "scale_factor": (int, float),
+    "seed": int,
+    "batch": int,
+}
+
+
+def nearest_step(timesteps: Sequence[float], fraction: float, num_timesteps: int) -> int:
+    """Index of the step whose timestep is nearest to fraction * T.
+
+    timesteps: model_sampling.timestep(sigma) of each candidate step, in sampling order (step 0 first).
+    Ties go to the earlier (noisier) step. Example: 50 steps of the `normal` schedule of SD 2.1 give
+    timestep 795 at step 10, the nearest to 0.8 * 1000.
+    """
+    if len(timesteps) == 0:
+        raise ValueError("no sampling steps to choose from")
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"stop_at is a fraction of T between 0 and 1, got {fraction}")
+    if num_timesteps < 1:
+        raise ValueError(f"the model's T must be >= 1, got {num_timesteps}")
+    goal = float(fraction) * num_timesteps
+    distances = [abs(float(t) - goal) for t in timesteps]
+    return min(range(len(distances)), key=lambda i: (distances[i], i))
+
+
+def resolve_stop_step(
+    sigmas: Sequence[float],
+    timesteps: Sequence[float],
+    fraction: float,
+    num_timesteps: int,
+    explicit_step: int = 0,
+) -> int:
+    """The step at which the capture stops.
+
+    sigmas: the sampler's full schedule (steps + 1 values, the last one 0); timesteps: the model's timestep
+    of each sigma (same length). explicit_step > 0 is taken as is (and must leave noise: < steps);
+    otherwise the step nearest to fraction * T among those with sigma > 0.
+    """
+    if len(sigmas) != len(timesteps):
+        raise ValueError(f"{len(sigmas)} sigmas but {len(timesteps)} timesteps")
+    last = max(i for i, s in enumerate(sigmas) if float(s) > 0) if any(float(s) > 0 for s in sigmas) else -1
+    if last < 0:
+        raise ValueError("the sampler's schedule has no noisy step to stop at")
+    if explicit_step and explicit_step > 0:
+        if explicit_step > last:
+            raise ValueError(
+                f"stop_step {explicit_step} leaves no noise: with {len(sigmas) - 1} steps the last step that still "
+                f"has noise is {last}. Lower stop_step, or set it to 0 to use stop_at."
+            )
+        return int(explicit_step)
+    return nearest_step(timesteps[: last + 1], fraction, num_timesteps)
+
+
+def check_additive_noise(
+    noise_scaling: Callable[..., torch.Tensor],
+    inverse_noise_scaling: Callable[..., torch.Tensor],
+    model_name: str = "this model",
+) -> None:
+    """Raise UnsupportedModelError unless noising is `x0 + sigma * eps` and the latent needs no unscaling.
+
+    noise_scaling(sigma, noise, latent_image) and inverse_noise_scaling(sigma, latent) are the model's
+    (ComfyUI's model_sampling methods). Flow models (SD3, Flux) mix x0 and eps as (1 - sigma) x0 + sigma eps
+    and are refused.
+    """
+    sigma = torch.tensor([2.5])
+    noise = torch.full((1, 1, 2, 2), 1.0)
+    x0 = torch.full((1, 1, 2, 2), 3.0)
+    try:
+        noised = noise_scaling(sigma, noise.clone(), x0.clone())
+        restored = inverse_noise_scaling(sigma, x0.clone())
+    except Exception as err:  # a model_sampling we do not know: refuse it rather than guess
+        raise UnsupportedModelError(
+            f"{model_name}: cannot check how this model adds noise ({type(err).__name__}: {err}). AVI supports "
+            "models that noise as x0 + sigma * eps (Stable Diffusion 1.x, 2.x, SDXL)."
+        ) from None
+    if not torch.allclose(noised, x0 + 2.5 * noise) or not torch.allclose(restored, x0):
+        raise UnsupportedModelError(
+            f"{model_name} does not add noise as x0 + sigma * eps (it looks like a flow model such as SD3 or "
+            "Flux), so its latents cannot be mapped to the paper's space. Use a Stable Diffusion 1.x, 2.x or "
+            "SDXL checkpoint."
+        )
+
+
+def make_record(
+    *,
+    step: int,
+    steps: int,
+    sigma: float,
+    timestep: float,
+    num_timesteps: int,
+    scale_factor: float,
+    seed: int,
+    batch: int,
+    sampler: str,
+    scheduler: str,
+    denoise: float = 1.0,
+    shape: Sequence[int] = (),
+) -> dict[str, Any]:
+    """A capture record (JSON-safe dict) for a latent sampled to `step` of `steps` (see module docstring)."""
+    record: dict[str, Any] = {
+        "version": RECORD_VERSION,
+        "step": int(step),
+        "steps": int(steps),
+        "sigma": float(sigma),
+        "timestep": int(round(float(timestep))),
+        "T": int(num_timesteps),
+        "fraction": round(float(timestep) / int(num_timesteps), 4),
+        "scale_factor": float(scale_factor),
+        "seed": int(seed),
+        "batch": int(batch),
+        "sampler": str(sampler),
+        "scheduler": str(scheduler),
+        "denoise": float(denoise),
+    }
+    if len(shape) == 4:
+        record.update(channels=int(shape[1]), height=int(shape[2]), width=int(shape[3]))
+    return validate_record(record, "captured")
+
+
+def validate_record(record: Any, role: str) -> dict[str, Any]:
+    """Check a record's fields; returns it. Raises CaptureRecordError naming the bad field."""
+    if not isinstance(record, Mapping):
+        raise CaptureRecordError(
+            f"the {role} latent's capture record is not a record ({type(record).__name__}); produce the latent "
+            f"with '{CAPTURE_NODE}'"
+        )
+    for key, kinds in _REQUIRED.items():
+        value = record.get(key)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise CaptureRecordError(
+                f"the {role} latent's capture record lacks a valid {key!r} (got {value!r}); produce the latent "
+                f"again with '{CAPTURE_NODE}'"
+            )
+    if not math.isfinite(record["sigma"]) or record["sigma"] < 0:
+        raise CaptureRecordError(f"the {role} latent's capture record has an invalid sigma {record['sigma']!r}")
+    if not math.isfinite(record["scale_factor"]) or record["scale_factor"] <= 0:
+        raise CaptureRecordError(
+            f"the {role} latent's capture record has an invalid scale_factor {record['scale_factor']!r}"
+        )
+    return dict(record)
+
+
+def get_record(latent: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """The validated capture record of a ComfyUI LATENT dict, or CaptureRecordError saying how to make one.
+
+    role: how the message names the latent ("original", "target").
+    """
+    if not isinstance(latent, Mapping) or "samples" not in latent:
+        raise CaptureRecordError(f"the {role} input is not a LATENT")
+    if CAPTURE_KEY not in latent:
+        raise CaptureRecordError(
+            f"the {role} latent has no AVI capture record, so its noise level is unknown. Produce it with "
+            f"'{CAPTURE_NODE}' (not KSampler / KSamplerAdvanced / Empty Latent Image), and connect that node's "
+            "LATENT output directly or through nodes that keep the latent's extra keys."
+        )
+    record = validate_record(latent[CAPTURE_KEY], role)
+    batch = int(latent["samples"].shape[0])
+    if record["batch"] != batch:
+        raise CaptureRecordError(
+            f"the {role} latent holds {batch} latents but its capture record says {record['batch']}: it was "
+            f"changed after '{CAPTURE_NODE}' (batched, split or repeated). Connect the capture node's output "
+            "directly."
+        )
+    return record
+
+
+def check_pair(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> None:
+    """Raise CaptureRecordError unless x (original) and z (target) records make an AVI pair.
+
+    x must be the noisier of the two (captured earlier: paper Tx = 0.8T, Tz = 0.5T), both from the same seed
+    and batch size, with the same latent scale factor.
+    """
+    if x_record["seed"] != z_record["seed"]:
+        raise CaptureRecordError(
+            f"the original latent was sampled with seed {x_record['seed']} but the target with seed "
+            f"{z_record['seed']}: AVI pairs must come from the same noise. Give both '{CAPTURE_NODE}' nodes the "
+            "same noise_seed (convert it to an input and wire one seed to both)."
+        )
+    if x_record["batch"] != z_record["batch"]:
+        raise CaptureRecordError(
+            f"the original latent holds a batch of {x_record['batch']} but the target a batch of "
+            f"{z_record['batch']}: use the same batch size (the same Empty Latent Image) for both captures."
+        )
+    if x_record["scale_factor"] != z_record["scale_factor"]:
+        raise CaptureRecordError(
+            f"the original latent comes from a model with latent scale factor {x_record['scale_factor']} but "
+            f"the target from one with {z_record['scale_factor']}: capture both with the same model."
+        )
+    if float(x_record["sigma"]) <= float(z_record["sigma"]):
+        raise CaptureRecordError(
+            f"the original latent (x) must be captured earlier, at more noise, than the target (z): x stopped "
+            f"at step {x_record['step']} of {x_record['steps']} (timestep {x_record['timestep']} of "
+            f"{x_record['T']}, sigma {x_record['sigma']:.4g}) and z at step {z_record['step']} of "
+            f"{z_record['steps']} (timestep {z_record['timestep']}, sigma {z_record['sigma']:.4g}). Set the "
+            "original's stop_at higher (paper: 0.8) than the target's (paper: 0.5), or swap the two inputs."
+        )
+
+
+def parse_rho_list(text: str) -> list[float]:
+    """'0, 0.25, 0.5' -> [0.0, 0.25, 0.5]; '' -> []. Commas, semicolons or spaces separate values."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(
+                f"rho_list: {part.strip()!r} is not a number; write numbers separated by commas, e.g. "
+                "'0, 0.25, 0.5, 0.75, 1', or leave it empty to use rho"
+            ) from None
+        if not math.isfinite(value):
+            raise ValueError(f"rho_list: {part.strip()!r} is not a finite number")
+        values.append(value)
+    return values
+
+
+def pair_metadata(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a head file keeps about the captures it was trained on (timesteps, steps, sigmas, scale)."""
+    return {
+        "x_timestep": x_record["timestep"],
+        "z_timestep": z_record["timestep"],
+        "T": x_record["T"],
+        "x_step": x_record["step"],
+        "z_step": z_record["step"],
+        "x_steps": x_record["steps"],
+        "z_steps": z_record["steps"],
+        "x_sigma": x_record["sigma"],
+        "z_sigma": z_record["sigma"],
+        "scale_factor": x_record["scale_factor"],
+        "sampler": x_record.get("sampler"),
+        "scheduler": x_record.get("scheduler"),
+    }
