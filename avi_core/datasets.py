@@ -30,7 +30,7 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_path
+from .capture import check_pair, get_record
+from .conventions import to_paper_space
 from .errors import DatasetError, NonFiniteError, ShapeMismatchError
 
 logger = logging.getLogger("avi.datasets")
@@ -134,6 +137,22 @@ def _shard_paths(folder: Path) -> list[Path]:
     )
 
 
+def count_pairs(folder: str | os.PathLike[str]) -> tuple[int, int]:
+    """(shards, pairs) of a dataset folder, read from shard headers only; unreadable shards not counted."""
+    shards = pairs = 0
+    for path in _shard_paths(Path(folder)):
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                meta = handle.metadata() or {}
+                if meta.get("format") != SHARD_FORMAT:
+                    continue
+                pairs += int(handle.get_slice("x").get_shape()[0])
+        except Exception:  # counting is informative only; read_dataset names broken shards
+            continue
+        shards += 1
+    return shards, pairs
+
+
 def _check_pairs(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     for label, t in (("x", x), ("z", z)):
         if not isinstance(t, torch.Tensor):
@@ -192,17 +211,36 @@ def append_shard(
         final = target_dir / _shard_name()
         if not final.exists():
             break
-    tmp = target_dir / f".{final.name}.{secrets.token_hex(4)}.tmp"
-    try:
+    # atomic_path writes to a hidden ".<name>.<pid>.<random>.tmp" sibling, which readers ignore.
+    with atomic_path(final) as tmp:
         save_file({"x": xs, "z": zs}, str(tmp), metadata=metadata)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     logger.info("wrote %d pair(s) to %s", xs.shape[0], final)
     return final
+
+
+def latent_pair_to_paper(
+    original: Mapping[str, Any], target: Mapping[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Captured ComfyUI LATENT dicts (x at Tx, z at Tz, same seed) -> paper-space x, z and their records.
+
+    Each latent must carry the capture record of 'AVI Capture Latent at Step'; the pair is checked with
+    `capture.check_pair` (same seed and batch, x noisier than z). Returns x, z float32 `[P, C, H, W]` on
+    the CPU and `{"x": x_record, "z": z_record}`.
+    """
+    x_record = get_record(original, "original")
+    z_record = get_record(target, "target")
+    check_pair(x_record, z_record)
+    x = to_paper_space(original["samples"].detach().cpu(), x_record["sigma"], x_record["scale_factor"])
+    z = to_paper_space(target["samples"].detach().cpu(), z_record["sigma"], z_record["scale_factor"])
+    return x.float(), z.float(), {"x": x_record, "z": z_record}
+
+
+def append_latent_pair(
+    folder: str | os.PathLike[str], original: Mapping[str, Any], target: Mapping[str, Any]
+) -> Path:
+    """Convert a captured pair of ComfyUI LATENTs to paper space and append it as one shard."""
+    x, z, records = latent_pair_to_paper(original, target)
+    return append_shard(folder, x, z, records)
 
 
 def _read_shard(path: Path) -> tuple[torch.Tensor, torch.Tensor, Any]:

@@ -62,31 +62,43 @@ def _default_tol(dtype: torch.dtype, m: int) -> float:
 
 
 def _rotate_round(
-    work: torch.Tensor, m: int, tol: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One parallel round on `work [B, n, m + n]`; returns the rotated tensor and max relative |a_p.a_q|."""
+    work: torch.Tensor, out: torch.Tensor, norms: torch.Tensor, m: int, tol: float
+) -> torch.Tensor:
+    """One parallel round: rotate the pairs (row k, row k + n/2) of `work [B, n, m + n]` into `out`.
+
+    `norms [B, n]` holds the squared norms of the A part of the rows; it is updated in place with the exact
+    post-rotation values (a_p'^2 = a_p^2 - t g, a_q'^2 = a_q^2 + t g), which saves two reductions per round.
+    Returns the largest relative |a_p . a_q| of each matrix before the round, [B].
+    """
     half = work.shape[-2] // 2
     top, bottom = work[:, :half], work[:, half:]
-    a_top, a_bottom = top[..., :m], bottom[..., :m]
-    alpha = (a_top * a_top).sum(-1)
-    beta = (a_bottom * a_bottom).sum(-1)
-    gamma = (a_top * a_bottom).sum(-1)
+    alpha, beta = norms[:, :half], norms[:, half:]
+    gamma = torch.linalg.vecdot(top[..., :m], bottom[..., :m])
     # sqrt each norm separately: alpha * beta can underflow where the columns are small but not zero.
-    scale = alpha.sqrt() * beta.sqrt()
+    scale = alpha.clamp_min(0).sqrt() * beta.clamp_min(0).sqrt()
     off = gamma.abs()
     rotate = off > tol * scale
     relative = torch.where(scale > 0, off / torch.where(scale > 0, scale, 1.0), 0.0)
     # Rutishauser's stable formulas: the smaller root t of t^2 + 2 zeta t - 1 = 0 (|angle| <= pi/4).
-    zeta = (beta - alpha) / (2.0 * torch.where(rotate, gamma, 1.0))
+    # The angles are computed in float64 (cheap: one per pair): float32 rsqrt rounds c^2 + s^2 off 1 in a
+    # biased way, and that bias, summed over hundreds of rotations, would cost V its orthonormality.
+    zeta = (beta - alpha).double() / (2.0 * torch.where(rotate, gamma, 1.0).double())
     sign = torch.where(zeta >= 0, 1.0, -1.0).to(zeta.dtype)
     t = sign / (zeta.abs() + torch.hypot(torch.ones_like(zeta), zeta))
     t = torch.where(rotate, t, 0.0)
     c = torch.rsqrt(1.0 + t * t)
     s = c * t
-    c = c.unsqueeze(-1)
-    s = s.unsqueeze(-1)
-    rotated = torch.cat((c * top - s * bottom, s * top + c * bottom), dim=-2)
-    return rotated, relative.amax(dim=-1)
+    tg = (t * gamma.double()).to(norms.dtype)
+    alpha.sub_(tg)
+    beta.add_(tg)
+    c = c.to(work.dtype).unsqueeze(-1)
+    s = s.to(work.dtype).unsqueeze(-1)
+    out_top, out_bottom = out[:, :half], out[:, half:]
+    torch.mul(top, c, out=out_top)
+    out_top.addcmul_(bottom, s, value=-1.0)
+    torch.mul(bottom, c, out=out_bottom)
+    out_bottom.addcmul_(top, s)
+    return relative.amax(dim=-1)
 
 
 def _complete_basis(u: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
@@ -119,13 +131,16 @@ def _jacobi_tall(
     schedule = [
         torch.tensor(perm, dtype=torch.long, device=a.device) for perm in tournament_schedule(n_even)
     ]
+    spare = torch.empty_like(work)
     sweeps = 0
     for sweeps in range(1, max_sweeps + 1):
+        # Fresh norms each sweep, so the cheap in-round updates never drift far.
+        norms = torch.linalg.vecdot(work[..., :m], work[..., :m])
         worst = a.new_zeros(batch)
         for perm in schedule:
-            work, relative = _rotate_round(work, m, tol)
-            worst = torch.maximum(worst, relative)
-            work = work.index_select(-2, perm)
+            worst = torch.maximum(worst, _rotate_round(work, spare, norms, m, tol))
+            torch.index_select(spare, -2, perm, out=work)
+            norms = norms.index_select(-1, perm)
         if not bool((worst > tol).any()):  # one host sync per sweep
             break
     else:

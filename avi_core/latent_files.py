@@ -51,20 +51,13 @@ def _sniff_not_safetensors(path: Path) -> str | None:
         return f"it is only {len(head)} bytes long, too short for a safetensors file (truncated or empty)"
     if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTOCOL_OPCODE:
         return (
-            "it is a pickle file (torch.save / .pt / .ckpt format), which AVI never loads because unpickling can "
-            "run arbitrary code; save the latent with ComfyUI's SaveLatent node or `write_latent_file`"
+            "it is a pickle file (torch.save / .pt / .ckpt format), which AVI never loads because "
+            "unpickling can run arbitrary code; save the latent with ComfyUI's SaveLatent node instead"
         )
     (header_len,) = struct.unpack("<Q", head[:8])
     if header_len > path.stat().st_size - 8:
-        return "its header claims more bytes than the file holds: it is not a safetensors file, or it is truncated"
+        return "its header claims more bytes than the file holds: not a safetensors file, or a truncated one"
     return None
-
-
-def read_latent_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The string metadata of a `.latent` file (SaveLatent's `prompt`, AVI's `avi`...); {} when it has none."""
-    path = Path(path)
-    with _open(path) as handle:
-        return dict(handle.metadata() or {})
 
 
 def _open(path: Path):
@@ -81,6 +74,13 @@ def _open(path: Path):
         raise _refuse(
             path, f"it is not a readable safetensors file ({err}); it may be truncated or corrupt"
         ) from None
+
+
+def read_latent_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a `.latent` file (SaveLatent's `prompt`...); {} when it has none."""
+    path = Path(path)
+    with _open(path) as handle:
+        return dict(handle.metadata() or {})
 
 
 def read_latent_file(path: str | os.PathLike[str]) -> torch.Tensor:
@@ -101,7 +101,9 @@ def read_latent_file(path: str | os.PathLike[str]) -> torch.Tensor:
         try:
             tensor = handle.get_tensor(LATENT_KEY)
         except Exception as err:
-            raise _refuse(path, f"its '{LATENT_KEY}' tensor cannot be read ({err}); the file is corrupt") from None
+            raise _refuse(
+                path, f"its '{LATENT_KEY}' tensor cannot be read ({err}); the file is corrupt"
+            ) from None
         legacy = VERSION_MARKER not in keys
     if not tensor.is_floating_point():
         raise _refuse(path, f"its latent is {tensor.dtype}, not floating point")
@@ -116,14 +118,18 @@ def read_latent_file(path: str | os.PathLike[str]) -> torch.Tensor:
     multiplier = 1.0 / LEGACY_SCALE if legacy else 1.0
     samples = tensor.float() * multiplier
     if not torch.isfinite(samples).all():
-        raise _refuse(path, "its latent contains NaN or infinity; save it again from a sampler that finished cleanly")
+        raise _refuse(
+            path, "its latent contains NaN or infinity; save it again from a sampler that finished cleanly"
+        )
     return samples
 
 
 def _metadata_strings(metadata: dict[str, Any] | None) -> dict[str, str] | None:
     if not metadata:
         return None
-    return {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()
+    }
 
 
 def write_latent_file(
@@ -139,7 +145,8 @@ def write_latent_file(
         raise LatentFileError(f"refusing to write {path}: the latent must be a floating-point tensor")
     if samples.dim() != 4:
         raise LatentFileError(
-            f"refusing to write {path}: a latent must be [batch, channels, H, W], got shape {tuple(samples.shape)}"
+            f"refusing to write {path}: a latent must be [batch, channels, H, W], "
+            f"got shape {tuple(samples.shape)}"
         )
     stored = samples.detach().to(device="cpu", dtype=torch.float32).contiguous()
     if not torch.isfinite(stored).all():

@@ -1,34 +1,199 @@
-"""Thin SVD of every channel matrix of a batch of latents.
+"""Thin SVD of every channel matrix of a batch of latents, with a choice of backends.
 
-`channel_svd(x)` decomposes the last two dimensions of `x` ([..., H, W]) and returns
-`U [..., H, r]`, `S [..., r]` (descending) and `Vh [..., r, W]` (right singular vectors as rows),
-r = min(H, W). The arithmetic is float32, or float64 when `x` is float64; the result stays on `x`'s device.
+`channel_svd(x)` decomposes the last two dimensions of `x` ([..., H, W], any leading dims, H != W allowed)
+and returns `U [..., H, r]`, `S [..., r]` (descending, >= 0) and `Vh [..., r, W]` (right singular vectors
+as rows, like `torch.linalg.svd`'s Vh), r = min(H, W). The arithmetic is float32, or float64 when `x` is
+float64 (other dtypes are computed in float32); the result is on `x`'s device. Each singular pair (u, v) is
+defined up to a common sign, and backends may choose differently (the merge is sign-invariant).
+
+Backends:
+- "torch": `torch.linalg.svd(full_matrices=False)` (LAPACK on CPU, cuSOLVER on CUDA) in one call.
+- "threads": the same LAPACK calls, with the batch cut into chunks that a pool of threads decomposes at the
+  same time (torch releases the GIL; each worker runs its LAPACK single-threaded). On CPU this uses every
+  core where `torch.linalg.svd` loops over the batch on one. Per matrix it is the same computation, so its
+  results are bit-identical to "torch" on CPU.
+- "jacobi": `avi_core.jacobi.jacobi_svd`, a batched one-sided Jacobi made of plain tensor operations, meant
+  for CUDA, where `torch.linalg.svd` of matrices larger than 32 x 32 issues one cuSOLVER call per matrix.
+- "auto" picks, per call, by device and size. The rule is deterministic (never a timing taken at run time),
+  so the same input always takes the same backend and training stays bit-reproducible:
+  * CPU: "threads" when the batch has at least 2 matrices and torch has more than one thread, else "torch".
+    Measured on a 2-core CPU (BENCHMARKS.md): "threads" at or below "torch" at every batch size, up to
+    about 2x faster on large batches; "jacobi" on CPU is about 10x slower than LAPACK and is never chosen.
+  * CUDA: "jacobi" when min(H, W) > 32 and the batch has at least `CUDA_JACOBI_MIN_BATCH` matrices, else
+    "torch" (cuSOLVER batches matrices up to 32 x 32 itself, and a tiny batch is cheaper as a few cuSOLVER
+    calls than as Jacobi's hundreds of small kernel launches). This rule was set from torch's documented
+    CUDA behaviour and has NOT been measured on a GPU yet: run `python -m avi_core bench --device cuda`
+    and adjust it where the figures say otherwise.
+  * any other device: "torch".
+Forcing: a `backend` argument other than "auto" is used as given; otherwise the environment variable
+`AVI_SVD_BACKEND` (one of the names above) replaces the automatic rule.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from .errors import NonFiniteError
+from .jacobi import jacobi_svd
+
 logger = logging.getLogger("avi.svd")
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "threads", "jacobi")
+ENV_VAR = "AVI_SVD_BACKEND"
+CUDA_JACOBI_MIN_BATCH = 64
+# Largest Jacobi work tensor (bytes) built at once; a bigger batch is decomposed in chunks.
+JACOBI_CHUNK_BYTES = 1 << 30
+# A chunk of fewer matrices than this is not worth a thread hand-off.
+MIN_THREAD_CHUNK = 8
+
+SVDResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
+_pool_lock = threading.Lock()
 
 
 def _working_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def torch_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def torch_svd(x: torch.Tensor) -> SVDResult:
     """LAPACK / cuSOLVER through `torch.linalg.svd(full_matrices=False)`."""
     return torch.linalg.svd(x, full_matrices=False)
 
 
-def channel_svd(x: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Thin SVD of `x [..., H, W]` in float32 or better; see the module docstring for shapes."""
+def _single_threaded_worker() -> None:
+    # Thread-local in torch's OpenMP/MKL build: the pool's threads already use every core between them,
+    # and nested LAPACK threads would only fight over the same cores.
+    torch.set_num_threads(1)
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_workers
+    with _pool_lock:
+        if _pool is None or _pool_workers != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="avi-svd", initializer=_single_threaded_worker
+            )
+            _pool_workers = workers
+        return _pool
+
+
+def _cpu_workers() -> int:
+    return max(1, torch.get_num_threads())
+
+
+def threaded_svd(x: torch.Tensor, workers: int | None = None) -> SVDResult:
+    """`torch.linalg.svd` of `x [..., H, W]`, the flattened batch split over a pool of `workers` threads.
+
+    `workers` defaults to `torch.get_num_threads()`. A batch too small to split runs in the calling thread.
+    """
+    workers = _cpu_workers() if workers is None else max(1, int(workers))
+    *lead, h, w = x.shape
+    flat = x.reshape(-1, h, w)
+    batch = flat.shape[0]
+    if batch < 2 or workers < 2:
+        return torch_svd(x)
+    # At least one chunk per worker; up to 4 per worker when the batch is large, so that a worker slowed
+    # down by another process does not hold up the whole call.
+    n_chunks = min(batch, max(workers, min(batch // MIN_THREAD_CHUNK, workers * 4)))
+    chunks = flat.tensor_split(n_chunks)
+    parts = list(_thread_pool(workers).map(torch_svd, chunks))
+    u = torch.cat([p[0] for p in parts])
+    s = torch.cat([p[1] for p in parts])
+    vh = torch.cat([p[2] for p in parts])
+    r = s.shape[-1]
+    return u.reshape(*lead, h, r), s.reshape(*lead, r), vh.reshape(*lead, r, w)
+
+
+def chunked_jacobi_svd(x: torch.Tensor) -> SVDResult:
+    """`jacobi_svd` of `x [..., H, W]` in batch chunks whose work tensor stays under JACOBI_CHUNK_BYTES."""
+    *lead, h, w = x.shape
+    m, n = max(h, w), min(h, w)
+    per_matrix = (n + 1) * (m + n + 1) * x.element_size() * 2  # work tensor and its spare
+    flat = x.reshape(-1, h, w)
+    step = max(1, JACOBI_CHUNK_BYTES // max(per_matrix, 1))
+    if flat.shape[0] <= step:
+        return jacobi_svd(x)
+    parts = [jacobi_svd(chunk) for chunk in flat.split(step)]
+    u = torch.cat([p[0] for p in parts])
+    s = torch.cat([p[1] for p in parts])
+    vh = torch.cat([p[2] for p in parts])
+    r = s.shape[-1]
+    return u.reshape(*lead, h, r), s.reshape(*lead, r), vh.reshape(*lead, r, w)
+
+
+_IMPLEMENTATIONS: dict[str, Callable[[torch.Tensor], SVDResult]] = {
+    "torch": torch_svd,
+    "threads": threaded_svd,
+    "jacobi": chunked_jacobi_svd,
+}
+
+
+def _check_name(name: str, where: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown SVD backend {name!r} ({where}); choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+def auto_backend(device: torch.device | str, height: int, width: int, batch: int) -> str:
+    """The backend "auto" picks for `batch` matrices of `height x width` on `device` (rule: module doc)."""
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return "threads" if batch >= 2 and _cpu_workers() > 1 else "torch"
+    if kind == "cuda":
+        return "jacobi" if min(height, width) > 32 and batch >= CUDA_JACOBI_MIN_BATCH else "torch"
+    return "torch"
+
+
+def resolve_backend(backend: str, device: torch.device | str, height: int, width: int, batch: int) -> str:
+    """The concrete backend `channel_svd` will run: the argument, else $AVI_SVD_BACKEND, else the rule."""
+    _check_name(backend, "backend argument")
+    if backend == "auto":
+        forced = os.environ.get(ENV_VAR, "").strip()
+        if forced:
+            backend = _check_name(forced, f"environment variable {ENV_VAR}")
+    if backend == "auto":
+        backend = auto_backend(device, height, width, batch)
+    return backend
+
+
+def channel_svd(x: torch.Tensor, backend: str = "auto") -> SVDResult:
+    """Thin SVD of `x [..., H, W]` in float32 or better; see the module docstring for shapes and backends.
+
+    Raises NonFiniteError if `x` holds NaN or infinity (or, which should never happen, if the backend
+    returns any), ValueError for an unknown backend or a tensor of fewer than 2 dimensions.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"channel_svd needs a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 2:
         raise ValueError(f"channel_svd needs a tensor of at least 2 dimensions, got shape {tuple(x.shape)}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown SVD backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return torch_svd(x.to(_working_dtype(x)))
+    if x.is_complex():
+        raise TypeError(f"channel_svd works on real latents, got {x.dtype}")
+    *lead, h, w = x.shape
+    batch = 1
+    for size in lead:
+        batch *= size
+    name = resolve_backend(backend, x.device, h, w, batch)
+    work = x.to(_working_dtype(x))
+    if work.numel() and not bool(torch.isfinite(work).all()):
+        raise NonFiniteError(
+            f"latent contains NaN/inf (shape {tuple(x.shape)}), so it has no SVD; the sampler or VAE upstream "
+            "produced non-finite values: check the model, the sampler settings and the input latent"
+        )
+    u, s, vh = _IMPLEMENTATIONS[name](work)
+    finite = torch.stack([torch.isfinite(t).all() for t in (u, s, vh)]).all()
+    if not bool(finite):
+        raise NonFiniteError(
+            f"the {name!r} SVD backend returned NaN/inf for a finite input of shape {tuple(x.shape)}; "
+            f"force another backend with {ENV_VAR}=torch and please report this"
+        )
+    return u, s, vh

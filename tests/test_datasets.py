@@ -215,3 +215,87 @@ def test_list_datasets(ds, tmp_path):
     ds.append_shard(tmp_path / ".trash", *_pairs(1), {})
     assert ds.list_datasets(tmp_path) == ["Age", "smile"]
     assert ds.dataset_folder(tmp_path, "../smile") == tmp_path / "smile"
+
+
+def _captured(pack, samples: torch.Tensor, *, step: int, sigma: float, timestep: int, seed: int = 7) -> dict:
+    record = pack.avi_core.capture.make_record(
+        step=step, steps=50, sigma=sigma, timestep=timestep, num_timesteps=1000, scale_factor=0.18215,
+        seed=seed, batch=samples.shape[0], sampler="euler", scheduler="normal", shape=samples.shape,
+    )
+    return {"samples": samples, pack.avi_core.capture.CAPTURE_KEY: record, "batch_index": [0, 1]}
+
+
+def test_append_latent_pair_stores_paper_space_and_records(pack, ds, tmp_path):
+    g = torch.Generator().manual_seed(5)
+    xs, zs = torch.randn(2, 4, 8, 8, generator=g) * 20, torch.randn(2, 4, 8, 8, generator=g) * 3
+    original = _captured(pack, xs, step=10, sigma=14.6, timestep=795)
+    target = _captured(pack, zs, step=25, sigma=1.9, timestep=489)
+    path = ds.append_latent_pair(tmp_path, original, target)
+    data = ds.read_dataset(tmp_path)
+    assert data.shards == [path]
+    # paper = s * comfy / sqrt(1 + sigma^2), each latent with its own sigma
+    torch.testing.assert_close(data.x, xs * 0.18215 / (1 + 14.6**2) ** 0.5)
+    torch.testing.assert_close(data.z, zs * 0.18215 / (1 + 1.9**2) ** 0.5)
+    assert data.records[0]["x"]["step"] == 10 and data.records[0]["z"]["sigma"] == 1.9
+
+
+def test_append_latent_pair_refuses_bad_pairs(pack, ds, errors, tmp_path):
+    xs = torch.randn(2, 4, 8, 8)
+    with pytest.raises(errors.CaptureRecordError, match="no AVI capture record"):
+        target = _captured(pack, xs, step=25, sigma=1.9, timestep=489)
+        ds.append_latent_pair(tmp_path, {"samples": xs}, target)
+    with pytest.raises(errors.CaptureRecordError, match="seed"):
+        ds.append_latent_pair(
+            tmp_path,
+            _captured(pack, xs, step=10, sigma=14.6, timestep=795, seed=1),
+            _captured(pack, xs, step=25, sigma=1.9, timestep=489, seed=2),
+        )
+    with pytest.raises(errors.CaptureRecordError, match="earlier"):
+        ds.append_latent_pair(
+            tmp_path,
+            _captured(pack, xs, step=25, sigma=1.9, timestep=489),
+            _captured(pack, xs, step=10, sigma=14.6, timestep=795),
+        )
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_append_node_writes_one_shard_per_run(pack, ds, monkeypatch, tmp_path):
+    from avi_pack.nodes import dataset_nodes, host
+
+    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path / "first"), str(tmp_path / "second")])
+    node = pack.NODE_CLASS_MAPPINGS["AVIAppendToDataset"]()
+    xs, zs = torch.randn(2, 4, 8, 8) * 20, torch.randn(2, 4, 8, 8) * 3
+    original = _captured(pack, xs, step=10, sigma=14.6, timestep=795)
+    target = _captured(pack, zs, step=25, sigma=1.9, timestep=489)
+    out1 = node.append(original, target, "../my smile")
+    out2 = node.append(original, target, "../my smile")
+    folder = tmp_path / "first" / "my smile"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in ds.iter_shard_paths(folder))
+    assert len(list(folder.iterdir())) == 2 and not (tmp_path / "second").exists()
+    assert out1["result"][0].startswith("added 2 pair(s) to dataset 'my smile': now 2 pair(s) in 1 shard(s)")
+    assert "now 4 pair(s) in 2 shard(s)" in out2["result"][0]
+    assert out2["ui"]["text"] == [out2["result"][0]]
+    assert ds.read_dataset(folder).pairs == 4
+    assert dataset_nodes.AVIAppendToDataset.OUTPUT_NODE is True
+
+
+def test_append_node_declares_tooltips_and_description(pack):
+    cls = pack.NODE_CLASS_MAPPINGS["AVIAppendToDataset"]
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS["AVIAppendToDataset"] == "AVI Append To Dataset"
+    assert len(cls.DESCRIPTION) > 50
+    spec = cls.INPUT_TYPES()["required"]
+    assert list(spec) == ["original", "target", "dataset"]
+    assert all(opts.get("tooltip") for _, opts in spec.values())
+
+
+def test_append_node_refuses_latents_without_records(pack, monkeypatch, tmp_path, errors):
+    from avi_pack.nodes import host
+
+    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path)])
+    node = pack.NODE_CLASS_MAPPINGS["AVIAppendToDataset"]()
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    with pytest.raises(errors.CaptureRecordError, match="Capture Latent at Step"):
+        node.append(latent, latent, "smile")
+    with pytest.raises(errors.DatasetError, match="dataset name"):
+        node.append(latent, latent, "../..")
+    assert list(tmp_path.iterdir()) == []

@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The pack's folder (what a user clones into ComfyUI's custom_nodes/)."""
 CONTEXT_DIM = 32
 """Width of the conditioning tokens the tiny UNet cross-attends to."""
 TOKENS = 8
@@ -147,7 +149,9 @@ def _init_weights(module: torch.nn.Module, seed: int) -> None:
         for name, param in module.named_parameters():
             if param.ndim >= 2:
                 fan_in = param[0].numel()
-                values = torch.randn(param.shape, generator=generator, dtype=torch.float32) / math.sqrt(fan_in)
+                values = torch.randn(param.shape, generator=generator, dtype=torch.float32) / math.sqrt(
+                    fan_in
+                )
             elif "norm" in name and name.endswith("weight"):
                 values = torch.ones(param.shape)
             else:
@@ -224,13 +228,37 @@ def empty_latent(batch: int = 1, size: int = LATENT_SIZE) -> dict:
     return {"samples": torch.zeros((batch, LATENT_CHANNELS, size, size))}
 
 
-def ksampler_advanced(model, positive, negative, latent, *, seed: int, steps: int, start: int = 0,
-                      end: int = 10000, add_noise: bool = True, leftover_noise: bool = False,
-                      cfg: float = 7.5, sampler_name: str = "euler", scheduler: str = "normal") -> dict:
+def ksampler_advanced(
+    model,
+    positive,
+    negative,
+    latent,
+    *,
+    seed: int,
+    steps: int,
+    start: int = 0,
+    end: int = 10000,
+    add_noise: bool = True,
+    leftover_noise: bool = False,
+    cfg: float = 7.5,
+    sampler_name: str = "euler",
+    scheduler: str = "normal",
+) -> dict:
     """Run the host's own KSamplerAdvanced node and return its LATENT."""
     comfy_nodes = host_nodes()
     (out,) = comfy_nodes.KSamplerAdvanced().sample(
-        model, "enable" if add_noise else "disable", seed, steps, cfg, sampler_name, scheduler, positive,
-        negative, latent, start, end, "enable" if leftover_noise else "disable",
+        model,
+        "enable" if add_noise else "disable",
+        seed,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        positive,
+        negative,
+        latent,
+        start,
+        end,
+        "enable" if leftover_noise else "disable",
     )
     return out
