@@ -18,6 +18,9 @@ import torch
 
 SigmaLike = float | Sequence[float] | torch.Tensor
 
+# The latent scale factor of SD 1.x/2.x (SDXL: 0.13025). Nodes read it from the model; this is the CLI default.
+SD_SCALE_FACTOR = 0.18215
+
 
 def _work_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
