@@ -212,7 +212,8 @@ def check_pair(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> None
         raise CaptureRecordError(
             f"the original latent was sampled with seed {x_record['seed']} but the target with seed "
             f"{z_record['seed']}: AVI pairs must come from the same noise. Give both '{CAPTURE_NODE}' "
-            "nodes the same noise_seed (convert it to an input and wire one seed to both)."
+            "nodes the same noise_seed (or connect one seed node, e.g. a Primitive, to both noise_seed "
+            "inputs)."
         )
     if x_record["batch"] != z_record["batch"]:
         raise CaptureRecordError(

@@ -16,9 +16,13 @@ Backends:
   for CUDA, where `torch.linalg.svd` of matrices larger than 32 x 32 issues one cuSOLVER call per matrix.
 - "auto" picks, per call, by device and size. The rule is deterministic (never a timing taken at run time),
   so the same input always takes the same backend and training stays bit-reproducible:
-  * CPU: "threads" when the batch has at least 2 matrices and torch has more than one thread, else "torch".
-    Measured on a 2-core CPU (BENCHMARKS.md): "threads" at or below "torch" at every batch size, up to
-    about 2x faster on large batches; "jacobi" on CPU is about 10x slower than LAPACK and is never chosen.
+  * CPU: "threads" when torch has more than one thread and the batch holds enough work to pay for the
+    hand-off to the pool (batch * min(H, W)^2 * max(H, W) >= THREADS_MIN_WORK, i.e. 4 matrices of
+    64 x 64, 32 of 32 x 32, 256 of 16 x 16), else "torch". Measured on a 2-core CPU (BENCHMARKS.md): the
+    hand-off costs about 0.2 ms, so below that size "threads" loses; above it "threads" is 1.5-3x faster
+    than "torch" (which runs LAPACK on one matrix after another). "jacobi" on CPU is about 10x slower than
+    LAPACK (its tensor operations stream the whole batch through memory for every one of its ~600 rounds)
+    and is never chosen there.
   * CUDA: "jacobi" when min(H, W) > 32 and the batch has at least `CUDA_JACOBI_MIN_BATCH` matrices, else
     "torch" (cuSOLVER batches matrices up to 32 x 32 itself, and a tiny batch is cheaper as a few cuSOLVER
     calls than as Jacobi's hundreds of small kernel launches). This rule was set from torch's documented
@@ -51,6 +55,8 @@ CUDA_JACOBI_MIN_BATCH = 64
 JACOBI_CHUNK_BYTES = 1 << 30
 # A chunk of fewer matrices than this is not worth a thread hand-off.
 MIN_THREAD_CHUNK = 8
+# Least batch * min(H, W)^2 * max(H, W) for which "auto" uses the thread pool on CPU (measured crossover).
+THREADS_MIN_WORK = 1 << 20
 
 SVDResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -148,7 +154,8 @@ def auto_backend(device: torch.device | str, height: int, width: int, batch: int
     """The backend "auto" picks for `batch` matrices of `height x width` on `device` (rule: module doc)."""
     kind = torch.device(device).type
     if kind == "cpu":
-        return "threads" if batch >= 2 and _cpu_workers() > 1 else "torch"
+        work = batch * min(height, width) ** 2 * max(height, width)
+        return "threads" if batch >= 2 and _cpu_workers() > 1 and work >= THREADS_MIN_WORK else "torch"
     if kind == "cuda":
         return "jacobi" if min(height, width) > 32 and batch >= CUDA_JACOBI_MIN_BATCH else "torch"
     return "torch"
@@ -186,8 +193,9 @@ def channel_svd(x: torch.Tensor, backend: str = "auto") -> SVDResult:
     work = x.to(_working_dtype(x))
     if work.numel() and not bool(torch.isfinite(work).all()):
         raise NonFiniteError(
-            f"latent contains NaN/inf (shape {tuple(x.shape)}), so it has no SVD; the sampler or VAE upstream "
-            "produced non-finite values: check the model, the sampler settings and the input latent"
+            f"latent contains NaN/inf (shape {tuple(x.shape)}), so it has no SVD; whatever produced it "
+            "(sampler, VAE, a loaded .latent file) gave non-finite values: check the model, the sampler "
+            "settings and the input latent"
         )
     u, s, vh = _IMPLEMENTATIONS[name](work)
     finite = torch.stack([torch.isfinite(t).all() for t in (u, s, vh)]).all()

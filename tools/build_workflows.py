@@ -399,7 +399,7 @@ ORIGINAL_PROMPT = "a close-up portrait photo of a person, natural light, detaile
 TARGET_PROMPT = "a close-up portrait photo of a smiling person, natural light, detailed face, 50mm"
 NEGATIVE_PROMPT = "blurry, lowres, deformed, watermark, text"
 ATTRIBUTE = "smile"
-SAMPLER = "euler"  # deterministic; with the normal scheduler this is DDIM (eta 0), the paper's sampler
+SAMPLER = "euler"  # deterministic, like the paper's DDIM (eta 0)
 SCHEDULER = "normal"
 CFG = 7.5
 STEPS = 50
@@ -411,12 +411,12 @@ NOTE_COLORS = {"color": "#432", "bgcolor": "#653"}
 def _base(wf: Workflow, *, batch: int, seed_control: str, x0: float = 0.0) -> dict[str, Node]:
     """Checkpoint, prompts, latent, shared seed and steps, and the two captures (x at 0.8T, z at 0.5T)."""
     n: dict[str, Node] = {}
-    n["ckpt"] = wf.add("CheckpointLoaderSimple", (x0, 300), {"ckpt_name": CHECKPOINT}, size=(380, 100))
-    n["seed"] = wf.add("PrimitiveInt", (x0, 450), {"value": SEED}, title="seed (shared by every sampler)",
+    n["ckpt"] = wf.add("CheckpointLoaderSimple", (x0, 330), {"ckpt_name": CHECKPOINT}, size=(380, 100))
+    n["seed"] = wf.add("PrimitiveInt", (x0, 480), {"value": SEED}, title="seed (shared by every sampler)",
                        control={"value": seed_control}, size=(380, 82))
-    n["steps"] = wf.add("PrimitiveInt", (x0, 580), {"value": STEPS}, title="steps (shared by every sampler)",
+    n["steps"] = wf.add("PrimitiveInt", (x0, 610), {"value": STEPS}, title="steps (shared by every sampler)",
                         control={"value": "fixed"}, size=(380, 82))
-    n["latent"] = wf.add("EmptyLatentImage", (x0, 710), {"width": 512, "height": 512, "batch_size": batch},
+    n["latent"] = wf.add("EmptyLatentImage", (x0, 740), {"width": 512, "height": 512, "batch_size": batch},
                          size=(380, 110))
     n["pos"] = wf.add("CLIPTextEncode", (x0 + 430, 0), {"text": ORIGINAL_PROMPT}, title="Original prompt (x)",
                       color="#232", bgcolor="#353")
@@ -441,8 +441,8 @@ def _base(wf: Workflow, *, batch: int, seed_control: str, x0: float = 0.0) -> di
         wf.connect(n["latent"], 0, n[key], "latent_image")
         wf.connect(n["seed"], 0, n[key], "noise_seed")
         wf.connect(n["steps"], 0, n[key], "steps")
-    wf.group("Model, prompts, seed", (x0 - 20, -80, 870, 930))
-    wf.group("Capture x (0.8T) and z (0.5T) from the same seed", (x0 + 860, -80, 340, 820), color="#8A8")
+    wf.group("Model, prompts, seed", (x0 - 20, -80, 870, 960))
+    wf.group("Capture x 0.8T, z 0.5T", (x0 + 860, -80, 340, 820), color="#8A8")
     return n
 
 
@@ -472,7 +472,8 @@ def _decode(wf: Workflow, n: dict[str, Node], latent: Node, pos: tuple[float, fl
 
 CAPTURE_NOTE = (
     "x and z come from the SAME seed: the 'seed' box feeds both captures (and every sampler). "
-    "Capture x stops at 0.8T (step 10 of 50 with the normal scheduler), Capture z at 0.5T (step 25). "
+    "Capture x stops at the step nearest 0.8T (step 10 of 50 with the normal scheduler), Capture z nearest "
+    "0.5T (step 24). "
     "Keep cfg, sampler and scheduler equal in all samplers."
 )
 
@@ -542,8 +543,8 @@ def apply_attribute(specs: dict[str, dict[str, Any]]) -> Workflow:
                        size=(420, 480))
     wf.connect(dec_plain, 0, save_plain, "images")
     wf.connect(dec_edit, 0, save_edit, "images")
-    wf.group("Merge x and z with the head", (1220, -80, 360, 660), color="#A88")
-    wf.group("Resume both at x's step (add_noise disable)", (1580, -80, 600, 840), color="#88A")
+    wf.group("Merge with the head", (1220, -80, 360, 660), color="#A88")
+    wf.group("Resume both at x's step, no new noise", (1580, -80, 600, 840), color="#88A")
     wf.group("Unedited | Edited", (2180, -80, 900, 600), color="#b58b2a")
     return wf
 
@@ -599,7 +600,7 @@ def build_dataset(specs: dict[str, dict[str, Any]]) -> Workflow:
     wf.connect(n["cap_z"], 0, append, "target")
     show = wf.add("PreviewAny", (1240, 130), title="What was written", size=(400, 200))
     wf.connect(append, 0, show, "source")
-    wf.group("Append this run's pairs to models/avi_datasets/<dataset>", (1220, -80, 440, 440), color="#A88")
+    wf.group("Append to the dataset", (1220, -80, 440, 440), color="#A88")
     return wf
 
 

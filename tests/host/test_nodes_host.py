@@ -355,3 +355,176 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
         )
     finally:
         folder_paths.folder_names_and_paths["avi_heads"] = saved
+
+
+# --- through ComfyUI's real executor ---
+
+STORE: dict = {}
+
+
+class AVITestValue:
+    """Test-only node: returns an object the test put in STORE (a LATENT or an AVI_HEAD)."""
+
+    RETURN_TYPES = ("*",)
+    FUNCTION = "get"
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"key": ("STRING", {"default": ""})}}
+
+    def get(self, key):
+        return (STORE[key],)
+
+
+class AVITestLatentValue(AVITestValue):
+    RETURN_TYPES = ("LATENT",)
+
+
+class AVITestHeadValue(AVITestValue):
+    RETURN_TYPES = ("AVI_HEAD",)
+
+
+class AVITestSink:
+    """Test-only output node: keeps the LATENT it receives."""
+
+    RETURN_TYPES = ()
+    FUNCTION = "keep"
+    OUTPUT_NODE = True
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": ("LATENT",)}}
+
+    def keep(self, latent):
+        STORE["sink"] = latent
+        return {}
+
+
+@pytest.fixture(scope="module")
+def executor_nodes(pack, host_env):
+    comfy_nodes = tiny_sd2.host_nodes()
+    added = {
+        "AVITestLatentValue": AVITestLatentValue,
+        "AVITestHeadValue": AVITestHeadValue,
+        "AVITestSink": AVITestSink,
+    }
+    for node_id, cls in {**pack.NODE_CLASS_MAPPINGS, **added}.items():
+        comfy_nodes.NODE_CLASS_MAPPINGS.setdefault(node_id, cls)
+    yield
+    for node_id in added:
+        comfy_nodes.NODE_CLASS_MAPPINGS.pop(node_id, None)
+
+
+@pytest.fixture(scope="module")
+def captured_pair(pack, model, conds):
+    latent = tiny_sd2.empty_latent(batch=2)
+    x, _ = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
+    z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
+    return x, z
+
+
+def merge_prompt(rho_list=""):
+    return {
+        "1": {"class_type": "AVITestLatentValue", "inputs": {"key": "x"}},
+        "2": {"class_type": "AVITestLatentValue", "inputs": {"key": "z"}},
+        "3": {"class_type": "AVITestHeadValue", "inputs": {"key": "head"}},
+        "4": {
+            "class_type": "AVIMerge",
+            "inputs": {
+                "original": ["1", 0],
+                "target": ["2", 0],
+                "head": ["3", 0],
+                "rho": 1.0,
+                "k": 0,
+                "mode": "paper",
+                "rho_list": rho_list,
+            },
+        },
+        "5": {"class_type": "AVITestSink", "inputs": {"latent": ["4", 0]}},
+    }
+
+
+def _latent(x, **changes):
+    out = dict(x)
+    out["avi_capture"] = dict(x["avi_capture"], **{k: v for k, v in changes.items() if k != "samples"})
+    if "samples" in changes:
+        out["samples"] = changes["samples"]
+    return out
+
+
+USER_ERRORS = {
+    "head for another size": ("HeadSizeMismatchError", "trained on 8x8"),
+    "no capture record": ("CaptureRecordError", "has no AVI capture record"),
+    "different seeds": ("CaptureRecordError", "with seed 42 but the target with seed 43"),
+    "different batch sizes": ("CaptureRecordError", "batch of 2 but the target a batch of 1"),
+    "x captured after z": ("CaptureRecordError", "must be captured earlier"),
+}
+
+
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_user_errors_stop_the_run_with_their_message(executor_nodes, captured_pair, case):
+    import avi_pack.avi_core as core
+
+    x, z = captured_pair
+    torch.manual_seed(0)
+    STORE.update(x=x, z=z, head=core.AttributeHead(16, 16, hidden=32))
+    if case == "head for another size":
+        STORE["head"] = core.AttributeHead(8, 8, hidden=8)
+    elif case == "no capture record":
+        STORE["x"] = {"samples": x["samples"]}
+    elif case == "different seeds":
+        STORE["z"] = _latent(z, seed=43)
+    elif case == "different batch sizes":
+        STORE["z"] = _latent(z, samples=z["samples"][:1], batch=1)
+    elif case == "x captured after z":
+        STORE.update(x=z, z=x)
+    executor, server = tiny_sd2.run_prompt(merge_prompt())
+    error = tiny_sd2.execution_error(server)
+    assert executor.success is False and error is not None
+    kind, phrase = USER_ERRORS[case]
+    assert error["node_type"] == "AVIMerge" and error["exception_type"].endswith(kind)
+    assert phrase in error["exception_message"]
+    print(f"\n[{case}] {error['exception_type']}: {error['exception_message']}")
+
+
+def test_merge_and_train_run_in_the_executor(executor_nodes, captured_pair, host_env):
+    import avi_pack.avi_core as core
+
+    x, z = captured_pair
+    torch.manual_seed(0)
+    STORE.update(x=x, z=z, head=core.AttributeHead(16, 16, hidden=32))
+    executor, server = tiny_sd2.run_prompt(merge_prompt("0, 1"))
+    assert executor.success, tiny_sd2.execution_error(server)
+    assert STORE["sink"]["samples"].shape == (4, 4, 16, 16)
+
+    train = {
+        "1": {"class_type": "AVITestLatentValue", "inputs": {"key": "x"}},
+        "2": {"class_type": "AVITestLatentValue", "inputs": {"key": "z"}},
+        "3": {
+            "class_type": "AVITrainAttributeHead",
+            "inputs": {
+                "name": "executor_head",
+                "description": "via PromptExecutor",
+                "epochs": 1,
+                "batch_size": 64,
+                "learning_rate": 0.001,
+                "k": 0,
+                "lambda1": 3.0,
+                "lambda2": 10.0,
+                "lambda3": 10.0,
+                "lambda4": 10.0,
+                "hidden": 32,
+                "seed": 0,
+                "original": ["1", 0],
+                "target": ["2", 0],
+                "dataset": "",
+            },
+        },
+    }
+    executor, server = tiny_sd2.run_prompt(train)
+    assert executor.success, tiny_sd2.execution_error(server)
+    assert os.path.isfile(os.path.join(host_env, "models", "avi_heads", "executor_head.safetensors"))
+    progress = [data for event, data in server.messages if event == "progress" and data["node"] == "3"]
+    assert [p["value"] for p in progress] == list(range(1, 80)) and progress[-1]["max"] == 79

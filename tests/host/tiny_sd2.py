@@ -8,12 +8,20 @@ Usage (in a host test; pytest puts tests/host on sys.path, so `import tiny_sd2` 
     pos = tiny_sd2.random_conditioning(seed=1)   # a ComfyUI CONDITIONING for that model
     latent = tiny_sd2.empty_latent(batch=2)      # {"samples": zeros [2, 4, 16, 16]}
     comfy_nodes = tiny_sd2.host_nodes()      # the host's nodes.py module (KSamplerAdvanced, ...)
+    out = tiny_sd2.ksampler_advanced(model, pos, neg, latent, seed=1, steps=50, end=10, leftover_noise=True)
+    executor, server = tiny_sd2.run_prompt(api_prompt)   # the host's real PromptExecutor (validate + run)
+    tiny_sd2.execution_error(server)         # its execution_error message (exception_message...) or None
+
+run_prompt needs every class_type in the host's nodes.NODE_CLASS_MAPPINGS: add the pack's
+(pack.NODE_CLASS_MAPPINGS) and any test nodes there first. It installs a progress hook like the server's, so
+ProgressBar ticks arrive in server.messages as ("progress", {"value", "max", "node"}).
 
 The model is `comfy.supported_models.SD20` (eps prediction, the SD 2.x discrete schedule with T = 1000,
 the SD latent format with scale factor 0.18215, linear transformers, cross-attention) with a small
 unet_config: model_channels 32, one res block per level, two levels, context_dim 32. Its weights are
 initialised explicitly from a seeded generator (ComfyUI creates them uninitialised), so the same seed gives
-the same model bit for bit. A 50-step sampling of a 16x16 latent takes about a second on CPU.
+the same model bit for bit. A 50-step sampling of a 16x16 latent takes about a second on an idle CPU
+(the first call in a process several more, while torch warms up).
 
 `require_host()` must run before anything else here: it puts $COMFYUI_DIR first on sys.path (ahead of the
 pack's own `nodes/` folder, which `python -m pytest` would otherwise expose as a top-level `nodes`), forces
@@ -262,3 +270,65 @@ def ksampler_advanced(
         "enable" if leftover_noise else "disable",
     )
     return out
+
+
+class RecordingServer:
+    """The few PromptServer members the executor uses; every message it sends is kept in `.messages`."""
+
+    def __init__(self) -> None:
+        self.client_id = "avi-test"
+        self.last_node_id = None
+        self.messages: list[tuple[str, dict]] = []
+
+    def send_sync(self, event: str, data: dict, sid=None) -> None:
+        self.messages.append((event, data))
+
+    def queue_updated(self) -> None:
+        pass
+
+
+def run_prompt(prompt: dict, prompt_id: str = "avi-test") -> tuple[Any, RecordingServer]:
+    """Validate and execute an API-format prompt with the host's real executor (execution.PromptExecutor).
+
+    Nodes the prompt names must be in the host's nodes.NODE_CLASS_MAPPINGS (register test nodes there
+    first). Returns (executor, server): executor.success, executor.history_result, executor.caches, and
+    server.messages (("execution_error", {...}) among them when a node raised). Raises AssertionError with
+    ComfyUI's validation errors when the prompt does not validate.
+    """
+    import asyncio
+
+    host_nodes()
+    import execution
+
+    valid = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+    if not valid[0]:
+        raise AssertionError(f"prompt does not validate: {valid[1]} {valid[3]}")
+    server = RecordingServer()
+    executor = execution.PromptExecutor(server, cache_type=False)
+    import comfy.model_management
+    import comfy.utils
+    from comfy_execution.utils import get_executing_context
+
+    def progress_hook(value, total, preview, prompt_id=None, node_id=None):
+        # What the server's hook (main.hijack_progress) does, minus the websocket: a "progress" message
+        # naming the executing node, and Cancel checked on every tick.
+        context = get_executing_context()
+        node = node_id if node_id is not None else (context.node_id if context is not None else None)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        server.send_sync("progress", {"value": value, "max": total, "node": node}, server.client_id)
+
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(progress_hook)
+    try:
+        executor.execute(prompt, prompt_id, {"client_id": server.client_id}, valid[2])
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
+    return executor, server
+
+
+def execution_error(server: RecordingServer) -> dict | None:
+    """The execution_error message of a run (node_type, exception_type, exception_message...), or None."""
+    for event, data in server.messages:
+        if event == "execution_error":
+            return data
+    return None

@@ -46,7 +46,10 @@ PAGE_SETTINGS = {
     "LiteGraph.Canvas.MinFontSizeForLOD": 0,  # draw widgets and text at any zoom (readable screenshots)
     "Comfy.Minimap.Visible": False,
 }
-VIEWPORT = {"width": 2400, "height": 1350}
+VIEWPORT = {"width": 2600, "height": 1400}
+CANVAS_AREA = (60, 80, VIEWPORT["width"] - 80, VIEWPORT["height"] - 120)
+"""left, top, width, height of the canvas region free of the page's bars, in CSS pixels."""
+THUMBNAIL_AREA = (60, 80, 640, 420)
 
 
 def comfyui_dir() -> Path | None:
@@ -170,6 +173,33 @@ _INSPECT_JS = """
 }
 """
 
+# Zoom and pan so the whole graph fills the area right of the side bar and below the top bar; returns the
+# screen rectangle it occupies (for the screenshot's clip).
+_FRAME_JS = """
+([left, top, width, height, margin]) => {
+  const app = window.app;
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  const grow = (x, y, w, h) => {
+    x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x + w); y1 = Math.max(y1, y + h);
+  };
+  for (const n of app.graph._nodes) grow(n.pos[0], n.pos[1] - 30, n.size[0], n.size[1] + 30);
+  for (const g of app.graph._groups || []) {
+    const b = g._bounding || g.bounding;
+    if (b) grow(b[0], b[1], b[2], b[3]);
+  }
+  const scale = Math.min(1, (width - 2 * margin) / (x1 - x0), (height - 2 * margin) / (y1 - y0));
+  const ds = app.canvas.ds;
+  const rect = app.canvas.canvas.getBoundingClientRect();  // the canvas may start below/right of the bars
+  ds.scale = scale;
+  ds.offset[0] = (left - rect.left + margin) / scale - x0;
+  ds.offset[1] = (top - rect.top + margin) / scale - y0;
+  app.canvas.setDirty(true, true);
+  app.canvas.draw(true, true);
+  return {x: left, y: top, width: Math.ceil((x1 - x0) * scale + 2 * margin),
+          height: Math.ceil((y1 - y0) * scale + 2 * margin), scale};
+}
+"""
+
 _DROP_JS = """
 async ([name, text]) => {
   const dt = new DataTransfer();
@@ -222,11 +252,17 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
                 page.evaluate(_DROP_JS, [path.name, text])
                 page.wait_for_timeout(2500)
                 shown = page.evaluate(_INSPECT_JS)
-                with contextlib.suppress(Exception):
-                    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+                frame = page.evaluate(_FRAME_JS, [*CANVAS_AREA, 20])
                 page.wait_for_timeout(800)
                 shot = screenshots / f"{path.stem}.png"
-                page.screenshot(path=str(shot))
+                clip = {k: frame[k] for k in ("x", "y", "width", "height")}
+                page.screenshot(path=str(shot), clip=clip)
+                # A small JPEG: the template browser's card image (workflows/<name>.jpg).
+                frame = page.evaluate(_FRAME_JS, [*THUMBNAIL_AREA, 10])
+                page.wait_for_timeout(500)
+                thumb = screenshots / f"{path.stem}.jpg"
+                clip = {k: frame[k] for k in ("x", "y", "width", "height")}
+                page.screenshot(path=str(thumb), clip=clip, type="jpeg", quality=80)
                 queued = page.evaluate("async () => (await window.app.graphToPrompt()).output")
                 api_path = path.parent / "api" / path.name
                 api = json.loads(api_path.read_text(encoding="utf-8")) if api_path.is_file() else None
@@ -234,7 +270,7 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
                 errors = [c for c in console if c.startswith(("error", "pageerror"))]
                 ui = json.loads(text)
                 results[path.stem] = {
-                    "file": str(path.relative_to(REPO_ROOT)),
+                    "file": str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path),
                     "frontend": frontend,
                     "nodes_in_file": len(ui["nodes"]),
                     "nodes_on_page": len(shown["nodes"]),
@@ -252,6 +288,7 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
                     "queued_prompt": queued,
                     "server_validation": validation,
                     "screenshot": str(shot),
+                    "thumbnail": str(thumb),
                     "widgets": {str(n["id"]): n["widgets"] for n in shown["nodes"]},
                 }
                 # Close any dialog so the next drop starts clean (and stop what the validation queued).
@@ -259,10 +296,33 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
                 http_json(url + "/interrupt", {})
                 http_json(url + "/queue", {"clear": True})
             templates = http_json(url + "/workflow_templates")
-            results["_template_browser"] = {"listed": templates.get(PACK_FOLDER_NAME, [])}
+            results["_template_browser"] = {
+                "listed": templates.get(PACK_FOLDER_NAME, []),
+                **_open_template_browser(page, screenshots / "template_browser.png"),
+            }
         finally:
             browser.close()
     return results
+
+
+def _open_template_browser(page, shot: Path) -> dict[str, Any]:
+    """Open the Templates side bar, pick the pack's section; return the card titles the dialog shows."""
+    page.keyboard.press("Escape")
+    page.get_by_text("Templates", exact=True).first.click()
+    page.wait_for_timeout(2000)
+    page.get_by_text(PACK_FOLDER_NAME, exact=True).first.click()
+    page.wait_for_timeout(2500)  # the card images (workflows/<name>.jpg) load
+    page.screenshot(path=str(shot))
+    text = page.evaluate(
+        "() => [...document.querySelectorAll('.p-dialog')].map((d) => d.innerText).join('\\n')"
+    )
+    cards = sorted({line.strip() for line in text.splitlines() if line.strip().startswith("avi_")})
+    images = page.evaluate(
+        "() => [...document.querySelectorAll('.p-dialog img')]"
+        ".filter((i) => i.complete && i.naturalWidth > 0).map((i) => i.src.split('/').pop())"
+    )
+    page.keyboard.press("Escape")
+    return {"dialog_cards": cards, "card_images": sorted(images), "screenshot": str(shot)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,93 @@
+"""The workflows in the real ComfyUI page: the host's server with the pack installed, its pinned official
+frontend, headless Chromium. Skips with a message when COMFYUI_DIR, Chromium or Playwright is missing.
+
+    COMFYUI_DIR=/path/to/ComfyUI python -m pytest tests/page -s
+
+Screenshots and the report (page-report.json: what the page showed for each workflow) go to a temporary
+folder printed at the end; with AVI_UPDATE_SCREENSHOTS=1 the screenshots replace docs/images/*.png and the
+template browser's card images, workflows/*.jpg.
+A deliberately broken copy of a workflow (one node type renamed) checks that the checker sees a missing node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import page_check
+import pytest
+
+pytestmark = pytest.mark.host
+
+WORKFLOWS = sorted(page_check.WORKFLOWS_DIR.glob("*.json"))
+DOCS_IMAGES = page_check.REPO_ROOT / "docs" / "images"
+BROKEN = "broken_copy"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    missing = page_check.what_is_missing()
+    if missing:
+        pytest.skip(missing)
+    out = tmp_path_factory.mktemp("page")
+    broken = out / "broken" / f"{BROKEN}.json"
+    broken.parent.mkdir()
+    data = json.loads((page_check.WORKFLOWS_DIR / "avi_learn_attribute.json").read_text(encoding="utf-8"))
+    node = next(n for n in data["nodes"] if n["type"] == "AVITrainAttributeHead")
+    node["type"] = "AVIDoesNotExist"
+    broken.write_text(json.dumps(data))
+    with page_check.comfy_server(page_check.comfyui_dir(), out / "server.log") as (url, _base):
+        results = page_check.check_workflows(url, out / "screenshots", [*WORKFLOWS, broken])
+    report = out / "page-report.json"
+    report.write_text(json.dumps(results, indent=2))
+    print(f"\npage report: {report}")
+    for name, item in results.items():
+        if not name.startswith("_"):
+            print(f"{name}: {item['nodes_on_page']}/{item['nodes_in_file']} nodes, "
+                  f"unknown {item['unknown_types']}, in error {item['nodes_with_errors']}, "
+                  f"dialogs {[d[:80] for d in item['dialogs']]}, "
+                  f"queued prompt = API twin: {item['queued_prompt_matches_api_twin']}")
+    if os.environ.get("AVI_UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        for path in WORKFLOWS:
+            shutil.copyfile(out / "screenshots" / f"{path.stem}.png", DOCS_IMAGES / f"{path.stem}.png")
+            # the template browser shows workflows/<name>.jpg on the workflow's card
+            shutil.copyfile(out / "screenshots" / f"{path.stem}.jpg", path.with_suffix(".jpg"))
+        shutil.copyfile(out / "screenshots" / "template_browser.png", DOCS_IMAGES / "template_browser.png")
+    return results
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_loads_in_the_page_without_missing_or_broken_nodes(page, path):
+    item = page[path.stem]
+    assert item["nodes_on_page"] == item["nodes_in_file"]
+    assert item["unknown_types"] == [], "the page would show these as missing (red) nodes"
+    assert item["nodes_with_errors"] == []
+    assert item["dialogs"] == [], "a dialog opened on load (missing nodes or models?)"
+    assert item["console_errors"] == []
+    assert item["links_on_page"] == len(json.loads(path.read_text(encoding="utf-8"))["links"])
+    assert Path(item["screenshot"]).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_the_page_queues_the_api_twin_and_the_server_accepts_it(page, path):
+    item = page[path.stem]
+    assert item["queued_prompt_matches_api_twin"], "graphToPrompt differs from workflows/api/"
+    validation = item["server_validation"]
+    assert "error" not in validation and validation.get("node_errors") == {}, validation
+
+
+def test_template_browser_lists_every_workflow(page):
+    browser = page["_template_browser"]
+    names = sorted(p.stem for p in WORKFLOWS)
+    assert sorted(browser["listed"]) == names
+    assert browser["dialog_cards"] == names, "the Templates dialog's section for the pack"
+    assert browser["card_images"] == [f"{n}.jpg" for n in names]
+
+
+def test_the_check_sees_a_missing_node(page):
+    item = page[BROKEN]
+    assert item["unknown_types"] == ["AVIDoesNotExist"]
+    assert any("AVIDoesNotExist" in d for d in item["dialogs"]), item["dialogs"]
