@@ -21,7 +21,9 @@ PIXELS_PER_LATENT = 8
 
 def describe_latent_size(height: int, width: int) -> str:
     """'64x64 (a 512x512 px image for Stable Diffusion)'."""
-    return f"{height}x{width} (a {height * PIXELS_PER_LATENT}x{width * PIXELS_PER_LATENT} px image for Stable Diffusion)"
+    return (
+        f"{height}x{width} (a {height * PIXELS_PER_LATENT}x{width * PIXELS_PER_LATENT} px image for Stable Diffusion)"
+    )
 
 
 class AttributeHead(nn.Module):

@@ -61,53 +61,19 @@ def _default_tol(dtype: torch.dtype, m: int) -> float:
     return float(torch.finfo(dtype).eps) * max(m, 1) ** 0.5
 
 
-def _interleaved_schedule(n: int) -> tuple[tuple[int, ...], ...]:
-    """`tournament_schedule(n)` for the layout in which pair k is the columns (2k, 2k + 1)."""
-    half = n // 2
+def _rotate_round(
+    work: torch.Tensor, out: torch.Tensor, norms: torch.Tensor, m: int, tol: float
+) -> torch.Tensor:
+    """One parallel round: rotate the pairs (row k, row k + n/2) of `work [B, n, m + n]` into `out`.
 
-    def place(pos: int) -> int:  # tournament position (pair pos % half, top or bottom) -> column
-        return 2 * pos if pos < half else 2 * (pos - half) + 1
-
-    result = []
-    for perm in tournament_schedule(n):
-        moved = [0] * n
-        for pos, source in enumerate(perm):
-            moved[place(pos)] = place(source)
-        result.append(tuple(moved))
-    return tuple(result)
-
-
-def _next_round_layout(work: torch.Tensor, out: torch.Tensor) -> None:
-    """Write `work [..., n]` into `out` with its columns moved as `_interleaved_schedule` says.
-
-    The same permutation as an index gather, as five strided slice copies: a gather along the innermost
-    dimension is several times slower than these on CPU.
+    `norms [B, n]` holds the squared norms of the A part of the rows; it is updated in place with the exact
+    post-rotation values (a_p'^2 = a_p^2 - t g, a_q'^2 = a_q^2 + t g), which saves two reductions per round.
+    Returns the largest relative |a_p . a_q| of each matrix before the round, [B].
     """
-    n = work.shape[-1]
-    if n == 2:
-        out.copy_(work)
-        return
-    out[..., 0] = work[..., 0]  # top of pair 0 stays
-    out[..., 2] = work[..., 1]  # bottom of pair 0 -> top of pair 1
-    out[..., 4::2] = work[..., 2 : n - 2 : 2]  # tops of pairs 1..k-2 -> tops of pairs 2..k-1
-    out[..., 1 : n - 2 : 2] = work[..., 3::2]  # bottoms of pairs 1..k-1 -> bottoms of pairs 0..k-2
-    out[..., n - 1] = work[..., n - 2]  # top of pair k-1 -> bottom of pair k-1
-
-
-def _rotate_round(pairs: torch.Tensor, norms: torch.Tensor, m: int, tol: float) -> torch.Tensor:
-    """One parallel round, in place, on `pairs [B, L, n/2]` complex: the columns (2k, 2k + 1) of the
-    real work tensor as the real and imaginary parts of column k.
-
-    A plane rotation (p, q) -> (c p - s q, s p + c q) of a column pair is the complex product
-    (p + i q) (c + i s), so one elementwise multiplication rotates every pair of every matrix, and
-    sum over the A rows of (p + i q)^2 = (|p|^2 - |q|^2) + 2i p.q gives every dot product in one reduction.
-    `norms [B, n]` holds the squared norms of the A part of the columns; it is updated in place with the
-    exact post-rotation values (|p'|^2 = |p|^2 - t p.q, |q'|^2 = |q|^2 + t p.q), which saves reductions.
-    Returns the largest relative |p.q| of each matrix before the round, [B].
-    """
-    head = pairs[:, :m]
-    gamma = 0.5 * (head * head).sum(dim=1).imag
-    alpha, beta = norms[:, 0::2], norms[:, 1::2]
+    half = work.shape[-2] // 2
+    top, bottom = work[:, :half], work[:, half:]
+    alpha, beta = norms[:, :half], norms[:, half:]
+    gamma = torch.linalg.vecdot(top[..., :m], bottom[..., :m])
     # sqrt each norm separately: alpha * beta can underflow where the columns are small but not zero.
     scale = alpha.clamp_min(0).sqrt() * beta.clamp_min(0).sqrt()
     off = gamma.abs()
@@ -121,10 +87,17 @@ def _rotate_round(pairs: torch.Tensor, norms: torch.Tensor, m: int, tol: float) 
     t = sign / (zeta.abs() + torch.hypot(torch.ones_like(zeta), zeta))
     t = torch.where(rotate, t, 0.0)
     c = torch.rsqrt(1.0 + t * t)
+    s = c * t
     tg = (t * gamma.double()).to(norms.dtype)
     alpha.sub_(tg)
     beta.add_(tg)
-    pairs.mul_(torch.complex(c, c * t).to(pairs.dtype).unsqueeze(1))
+    c = c.to(work.dtype).unsqueeze(-1)
+    s = s.to(work.dtype).unsqueeze(-1)
+    out_top, out_bottom = out[:, :half], out[:, half:]
+    torch.mul(top, c, out=out_top)
+    out_top.addcmul_(bottom, s, value=-1.0)
+    torch.mul(bottom, c, out=out_bottom)
+    out_bottom.addcmul_(top, s)
     return relative.amax(dim=-1)
 
 
@@ -152,33 +125,28 @@ def _jacobi_tall(
     """SVD of `a [B, m, n]` with m >= n >= 1; returns U [B, m, n], S [B, n], Vh [B, n, n], sweeps used."""
     batch, m, n = a.shape
     n_even = n + (n % 2)  # an odd n gets a zero column: it never rotates, so it drops out exactly
-    # Work tensor [B, m + n, n]: the columns of A over those of V, rotated together.
-    work = a.new_zeros(batch, m + n_even, n_even)
-    work[:, :m, :n] = a
-    work[:, m:, :] = torch.eye(n_even, dtype=a.dtype, device=a.device)
-    schedule = [
-        torch.tensor(perm, dtype=torch.long, device=a.device) for perm in _interleaved_schedule(n_even)
-    ]
+    work = a.new_zeros(batch, n_even, m + n_even)
+    work[:, :n, :m] = a.transpose(-1, -2)
+    work[:, :, m:] = torch.eye(n_even, dtype=a.dtype, device=a.device)
+    schedule = [torch.tensor(perm, dtype=torch.long, device=a.device) for perm in tournament_schedule(n_even)]
     spare = torch.empty_like(work)
     sweeps = 0
     converged = False
     while not converged and sweeps < max_sweeps:
         sweeps += 1
         # Fresh norms each sweep, so the cheap in-round updates never drift far.
-        norms = work[:, :m].square().sum(dim=1)
+        norms = torch.linalg.vecdot(work[..., :m], work[..., :m])
         worst = a.new_zeros(batch)
         for perm in schedule:
-            pairs = torch.view_as_complex(work.view(batch, m + n_even, n_even // 2, 2))
-            worst = torch.maximum(worst, _rotate_round(pairs, norms, m, tol))
-            _next_round_layout(work, spare)
-            work, spare = spare, work
+            worst = torch.maximum(worst, _rotate_round(work, spare, norms, m, tol))
+            torch.index_select(spare, -2, perm, out=work)
             norms = norms.index_select(-1, perm)
         converged = not bool((worst > tol).any())  # one host sync per sweep
     if not converged:
         logger.debug("jacobi_svd hit the sweep cap (%d) before every pair met the tolerance", max_sweeps)
 
-    cols = work[:, :m, :n].transpose(-1, -2)
-    v_rows = work[:, m : m + n, :n].transpose(-1, -2)
+    cols = work[:, :n, :m]
+    v_rows = work[:, :n, m : m + n]
     s = torch.linalg.vector_norm(cols, dim=-1)
     s, order = torch.sort(s, dim=-1, descending=True)
     cols = cols.gather(-2, order.unsqueeze(-1).expand(-1, -1, m))

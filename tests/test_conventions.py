@@ -45,7 +45,12 @@ def test_float64_preserved_and_half_promoted():
 
 @pytest.mark.parametrize(
     "sigma, scale, message",
-    [(-1.0, 0.18215, "sigma"), (float("nan"), 0.18215, "sigma"), (1.0, 0.0, "scale_factor"), ([1.0, 2.0], 1.0, "2 sigmas")],
+    [
+        (-1.0, 0.18215, "sigma"),
+        (float("nan"), 0.18215, "sigma"),
+        (1.0, 0.0, "scale_factor"),
+        ([1.0, 2.0], 1.0, "2 sigmas"),
+    ],
 )
 def test_bad_arguments_are_refused(sigma, scale, message):
     with pytest.raises(ValueError, match=message):

@@ -6,7 +6,16 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parent.parent / "avi_core"
-HOST_MODULES = {"comfy", "comfy_extras", "folder_paths", "nodes", "execution", "server", "comfy_execution", "latent_preview"}
+HOST_MODULES = {
+    "comfy",
+    "comfy_extras",
+    "folder_paths",
+    "nodes",
+    "execution",
+    "server",
+    "comfy_execution",
+    "latent_preview",
+}
 
 
 def test_no_source_file_imports_the_host():

@@ -41,8 +41,14 @@ def test_head_refuses_other_sizes_naming_both():
 
 def test_loss_terms_follow_the_spec():
     g = torch.Generator().manual_seed(0)
-    x, z = torch.randn(3, 2, 6, 6, generator=g, dtype=torch.float64), torch.randn(3, 2, 6, 6, generator=g, dtype=torch.float64)
-    s, ds = torch.rand(3, 2, 6, generator=g, dtype=torch.float64), torch.randn(3, 2, 6, generator=g, dtype=torch.float64)
+    x, z = (
+        torch.randn(3, 2, 6, 6, generator=g, dtype=torch.float64),
+        torch.randn(3, 2, 6, 6, generator=g, dtype=torch.float64),
+    )
+    s, ds = (
+        torch.rand(3, 2, 6, generator=g, dtype=torch.float64),
+        torch.randn(3, 2, 6, generator=g, dtype=torch.float64),
+    )
     total, terms = avi_loss(x, z, s, ds, k=3, rho=0.7, lambdas=(1, 2, 3, 4))
     u_hat, v_hat, s_x, s_z = attribute_vectors(x, z, 3, 0.7)
     y_hat = compose(u_hat, s, v_hat)

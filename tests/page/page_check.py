@@ -102,6 +102,16 @@ def http_json(url: str, data: Any = None, timeout: float = 30) -> Any:
         return json.loads(err.read().decode() or "null")
 
 
+def http_content_type(url: str) -> str | None:
+    """The Content-Type of a GET answered with 200, else None."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            response.read()
+            return response.headers.get_content_type()
+    except urllib.error.URLError:
+        return None
+
+
 @contextlib.contextmanager
 def comfy_server(host: Path, log_path: Path) -> Iterator[tuple[str, Path]]:
     """Run the host's server with the pack installed into a temporary base directory; yields (url, base)."""
@@ -296,8 +306,14 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
                 http_json(url + "/interrupt", {})
                 http_json(url + "/queue", {"clear": True})
             templates = http_json(url + "/workflow_templates")
+            listed = templates.get(PACK_FOLDER_NAME, [])
             results["_template_browser"] = {
-                "listed": templates.get(PACK_FOLDER_NAME, []),
+                "listed": listed,
+                "served_card_images": sorted(
+                    name for name in listed
+                    if http_content_type(f"{url}/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg")
+                    == "image/jpeg"
+                ),
                 **_open_template_browser(page, screenshots / "template_browser.png"),
             }
         finally:
@@ -317,12 +333,12 @@ def _open_template_browser(page, shot: Path) -> dict[str, Any]:
         "() => [...document.querySelectorAll('.p-dialog')].map((d) => d.innerText).join('\\n')"
     )
     cards = sorted({line.strip() for line in text.splitlines() if line.strip().startswith("avi_")})
-    images = page.evaluate(
+    loaded = page.evaluate(
         "() => [...document.querySelectorAll('.p-dialog img')]"
-        ".filter((i) => i.complete && i.naturalWidth > 0).map((i) => i.src.split('/').pop())"
+        ".filter((i) => i.complete && i.naturalWidth > 0).length"
     )
     page.keyboard.press("Escape")
-    return {"dialog_cards": cards, "card_images": sorted(images), "screenshot": str(shot)}
+    return {"dialog_cards": cards, "card_images_loaded": loaded, "screenshot": str(shot)}
 
 
 def main(argv: list[str] | None = None) -> int:
