@@ -94,9 +94,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(
-    fn: Callable[[], Any], device: torch.device, repeats: int, budget_s: float
-) -> tuple[float, int]:
+def time_call(fn: Callable[[], Any], device: torch.device, repeats: int, budget_s: float) -> tuple[float, int]:
     """Median seconds of `fn()` after one warm-up call, and how many timed calls were made (>= 1).
 
     Repeats stop early once the timed calls (warm-up included) have used `budget_s`; a warm-up that alone
@@ -198,9 +196,7 @@ def svd_figures(
         x = _structured_matrices(batch, n, seed=n * 100003 + batch, device=device)
         backend = resolve_backend("auto", device, n, n, batch)
         auto_s, auto_runs = time_call(lambda x=x: channel_svd(x), device, repeats, budget_s)
-        torch_s, torch_runs = time_call(
-            lambda x=x: torch.linalg.svd(x, full_matrices=False), device, repeats, budget_s
-        )
+        torch_s, torch_runs = time_call(lambda x=x: torch.linalg.svd(x, full_matrices=False), device, repeats, budget_s)
         u, s, vh = channel_svd(x)
         error = ((u * s.unsqueeze(-2)) @ vh - x).norm(dim=(-2, -1)) / x.norm(dim=(-2, -1))
         row: dict[str, Any] = {
@@ -219,9 +215,7 @@ def svd_figures(
         }
         if spec is not None and spec["bandwidth_gbs"] and spec["fp32_tflops"]:
             moved = batch * 4 * (n * n + n * n + n + n * n)  # read X, write U, S, Vh (float32)
-            floor = max(
-                moved / (spec["bandwidth_gbs"] * 1e9), batch * 21 * n**3 / (spec["fp32_tflops"] * 1e12)
-            )
+            floor = max(moved / (spec["bandwidth_gbs"] * 1e9), batch * 21 * n**3 / (spec["fp32_tflops"] * 1e12))
             row["floor_ms"] = floor * 1e3
             row["auto_vs_floor"] = auto_s / floor
             row["torch_vs_floor"] = torch_s / floor
@@ -262,9 +256,7 @@ def merge_figures(
     return rows
 
 
-def synthetic_training_pairs(
-    pairs: int, channels: int, size: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_training_pairs(pairs: int, channels: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Paper-space x, z [pairs, channels, size, size]: structured latents and an 'attribute' edit of them.
 
     x: a decaying spectrum on per-channel bases shared by all pairs, jittered per pair, plus noise; z: the
@@ -357,9 +349,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"AVI benchmark ({report['date']}, avi_core {m['avi_version']}, torch {m['torch_version']})"]
     if m["device"].startswith("cuda"):
         spec = report["gpu_spec"]
-        lines.append(
-            f"device: {m['device']} = {m['gpu_name']} ({m['gpu_memory_gb']} GiB), CUDA {m['cuda_version']}"
-        )
+        lines.append(f"device: {m['device']} = {m['gpu_name']} ({m['gpu_memory_gb']} GiB), CUDA {m['cuda_version']}")
         if spec["bandwidth_gbs"] and spec["fp32_tflops"]:
             lines.append(
                 f"  GPU figures for the floor: {spec['bandwidth_gbs']:g} GB/s, "
@@ -379,10 +369,7 @@ def render(report: dict[str, Any]) -> str:
 
     lines.append("")
     lines.append("SVD of [B, n, n] float32 (median ms; speedup = torch / auto)")
-    header = (
-        f"  {'n':>4} {'B':>6} {'auto backend':>12} {'auto ms':>10} {'torch ms':>10} {'speedup':>8}"
-        f" {'max err':>8}"
-    )
+    header = f"  {'n':>4} {'B':>6} {'auto backend':>12} {'auto ms':>10} {'torch ms':>10} {'speedup':>8} {'max err':>8}"
     cuda = m["device"].startswith("cuda")
     also = report.get("also", [])
     for name in also:
@@ -440,9 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m avi_core bench",
         description="Time the SVD backends, the merge and paper-default training on one device.",
     )
-    parser.add_argument(
-        "--device", default=None, help="cpu or cuda[:N] (default: cuda if available, else cpu)"
-    )
+    parser.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda if available, else cpu)")
     parser.add_argument("--quick", action="store_true", help="small sizes only (seconds; for tests and CI)")
     parser.add_argument("--skip-training", action="store_true", help="leave out the training figure")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures here")
@@ -454,12 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time budget per timed case (default 20)",
     )
-    parser.add_argument(
-        "--train-pairs", type=int, default=None, help="training pairs (default 5000; quick 32)"
-    )
-    parser.add_argument(
-        "--bandwidth-gbs", type=float, default=None, help="GPU memory bandwidth for the floor"
-    )
+    parser.add_argument("--train-pairs", type=int, default=None, help="training pairs (default 5000; quick 32)")
+    parser.add_argument("--bandwidth-gbs", type=float, default=None, help="GPU memory bandwidth for the floor")
     parser.add_argument("--fp32-tflops", type=float, default=None, help="GPU fp32 peak for the floor")
     parser.add_argument(
         "--also",

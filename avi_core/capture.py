@@ -80,8 +80,8 @@ def resolve_stop_step(
     if explicit_step and explicit_step > 0:
         if explicit_step > last:
             raise ValueError(
-                f"stop_step {explicit_step} leaves no noise: with {len(sigmas) - 1} steps the last step "
-                f"that still has noise is {last}. Lower stop_step, or set it to 0 to use stop_at."
+                f"stop_step {explicit_step} leaves no noise: with {len(sigmas) - 1} steps the last step that still "
+                f"has noise is {last}. Lower stop_step, or set it to 0 to use stop_at."
             )
         return int(explicit_step)
     return nearest_step(timesteps[: last + 1], fraction, num_timesteps)
@@ -106,14 +106,14 @@ def check_additive_noise(
         restored = inverse_noise_scaling(sigma, x0.clone())
     except Exception as err:  # a model_sampling we do not know: refuse it rather than guess
         raise UnsupportedModelError(
-            f"{model_name}: cannot check how this model adds noise ({type(err).__name__}: {err}). AVI "
-            "supports models that noise as x0 + sigma * eps (Stable Diffusion 1.x, 2.x, SDXL)."
+            f"{model_name}: cannot check how this model adds noise ({type(err).__name__}: {err}). AVI supports "
+            "models that noise as x0 + sigma * eps (Stable Diffusion 1.x, 2.x, SDXL)."
         ) from None
     if not torch.allclose(noised, x0 + 2.5 * noise) or not torch.allclose(restored, x0):
         raise UnsupportedModelError(
-            f"{model_name} does not add noise as x0 + sigma * eps (it looks like a flow model such as SD3 "
-            "or Flux), so its latents cannot be mapped to the paper's space. Use a Stable Diffusion 1.x, "
-            "2.x or SDXL checkpoint."
+            f"{model_name} does not add noise as x0 + sigma * eps (it looks like a flow model such as SD3 or Flux), "
+            "so its latents cannot be mapped to the paper's space. Use a Stable Diffusion 1.x, 2.x or SDXL "
+            "checkpoint."
         )
 
 
@@ -157,20 +157,18 @@ def validate_record(record: Any, role: str) -> dict[str, Any]:
     """Check a record's fields; returns it. Raises CaptureRecordError naming the bad field."""
     if not isinstance(record, Mapping):
         raise CaptureRecordError(
-            f"the {role} latent's capture record is not a record ({type(record).__name__}); produce the "
-            f"latent with '{CAPTURE_NODE}'"
+            f"the {role} latent's capture record is not a record ({type(record).__name__}); produce the latent with "
+            f"'{CAPTURE_NODE}'"
         )
     for key, kinds in _REQUIRED.items():
         value = record.get(key)
         if not isinstance(value, kinds) or isinstance(value, bool):
             raise CaptureRecordError(
-                f"the {role} latent's capture record lacks a valid {key!r} (got {value!r}); produce the "
-                f"latent again with '{CAPTURE_NODE}'"
+                f"the {role} latent's capture record lacks a valid {key!r} (got {value!r}); produce the latent again "
+                f"with '{CAPTURE_NODE}'"
             )
     if not math.isfinite(record["sigma"]) or record["sigma"] < 0:
-        raise CaptureRecordError(
-            f"the {role} latent's capture record has an invalid sigma {record['sigma']!r}"
-        )
+        raise CaptureRecordError(f"the {role} latent's capture record has an invalid sigma {record['sigma']!r}")
     if not math.isfinite(record["scale_factor"]) or record["scale_factor"] <= 0:
         raise CaptureRecordError(
             f"the {role} latent's capture record has an invalid scale_factor {record['scale_factor']!r}"
@@ -188,16 +186,15 @@ def get_record(latent: Mapping[str, Any], role: str) -> dict[str, Any]:
     if CAPTURE_KEY not in latent:
         raise CaptureRecordError(
             f"the {role} latent has no AVI capture record, so its noise level is unknown. Produce it with "
-            f"'{CAPTURE_NODE}' (not KSampler / KSamplerAdvanced / Empty Latent Image), and connect that "
-            "node's LATENT output directly or through nodes that keep the latent's extra keys."
+            f"'{CAPTURE_NODE}' (not KSampler / KSamplerAdvanced / Empty Latent Image), and connect that node's "
+            "LATENT output directly or through nodes that keep the latent's extra keys."
         )
     record = validate_record(latent[CAPTURE_KEY], role)
     batch = int(latent["samples"].shape[0])
     if record["batch"] != batch:
         raise CaptureRecordError(
-            f"the {role} latent holds {batch} latents but its capture record says {record['batch']}: it "
-            f"was changed after '{CAPTURE_NODE}' (batched, split or repeated). Connect the capture node's "
-            "output directly."
+            f"the {role} latent holds {batch} latents but its capture record says {record['batch']}: it was changed "
+            f"after '{CAPTURE_NODE}' (batched, split or repeated). Connect the capture node's output directly."
         )
     return record
 
@@ -211,9 +208,8 @@ def check_pair(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> None
     if x_record["seed"] != z_record["seed"]:
         raise CaptureRecordError(
             f"the original latent was sampled with seed {x_record['seed']} but the target with seed "
-            f"{z_record['seed']}: AVI pairs must come from the same noise. Give both '{CAPTURE_NODE}' "
-            "nodes the same noise_seed (or connect one seed node, e.g. a Primitive, to both noise_seed "
-            "inputs)."
+            f"{z_record['seed']}: AVI pairs must come from the same noise. Give both '{CAPTURE_NODE}' nodes the same "
+            "noise_seed (or connect one seed node, e.g. a Primitive, to both noise_seed inputs)."
         )
     if x_record["batch"] != z_record["batch"]:
         raise CaptureRecordError(
@@ -222,17 +218,16 @@ def check_pair(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> None
         )
     if x_record["scale_factor"] != z_record["scale_factor"]:
         raise CaptureRecordError(
-            f"the original latent comes from a model with latent scale factor {x_record['scale_factor']} "
-            f"but the target from one with {z_record['scale_factor']}: capture both with the same model."
+            f"the original latent comes from a model with latent scale factor {x_record['scale_factor']} but the "
+            f"target from one with {z_record['scale_factor']}: capture both with the same model."
         )
     if float(x_record["sigma"]) <= float(z_record["sigma"]):
         raise CaptureRecordError(
-            "the original latent (x) must be captured earlier, at more noise, than the target (z): x "
-            f"stopped at step {x_record['step']} of {x_record['steps']} (timestep {x_record['timestep']} "
-            f"of {x_record['T']}, sigma {x_record['sigma']:.4g}) and z at step {z_record['step']} of "
-            f"{z_record['steps']} (timestep {z_record['timestep']}, sigma {z_record['sigma']:.4g}). Set "
-            "the original's stop_at higher (paper: 0.8) than the target's (paper: 0.5), or swap the two "
-            "inputs."
+            "the original latent (x) must be captured earlier, at more noise, than the target (z): x stopped at "
+            f"step {x_record['step']} of {x_record['steps']} (timestep {x_record['timestep']} of {x_record['T']}, "
+            f"sigma {x_record['sigma']:.4g}) and z at step {z_record['step']} of {z_record['steps']} (timestep "
+            f"{z_record['timestep']}, sigma {z_record['sigma']:.4g}). Set the original's stop_at higher (paper: 0.8) "
+            "than the target's (paper: 0.5), or swap the two inputs."
         )
 
 
@@ -245,8 +240,8 @@ def parse_rho_list(text: str) -> list[float]:
             value = float(part)
         except ValueError:
             raise ValueError(
-                f"rho_list: {part.strip()!r} is not a number; write numbers separated by commas, e.g. '0, "
-                "0.25, 0.5, 0.75, 1', or leave it empty to use rho"
+                f"rho_list: {part.strip()!r} is not a number; write numbers separated by commas, e.g. '0, 0.25, 0.5, "
+                "0.75, 1', or leave it empty to use rho"
             ) from None
         if not math.isfinite(value):
             raise ValueError(f"rho_list: {part.strip()!r} is not a finite number")

@@ -27,8 +27,8 @@ def sanitize_head_name(name: str) -> str:
     cleaned = re.sub(r"_+", "_", cleaned).strip(" ._")
     if not cleaned:
         raise ValueError(
-            f"the head name {name!r} has no usable characters; type a name made of letters, digits, '-' or "
-            "'_' (for example 'smiling')"
+            f"the head name {name!r} has no usable characters; type a name made of letters, digits, '-' or '_' (for "
+            "example 'smiling')"
         )
     return cleaned[:_MAX_NAME].rstrip(" .")
 
@@ -53,8 +53,8 @@ def describe_head(metadata: Mapping[str, Any], name: str | None = None) -> str:
         else "latent size unknown"
     )
     lines.append(
-        f"rank r = {metadata.get('rank', '?')}, k = {metadata.get('k', '?')} x directions kept, hidden "
-        f"width {metadata.get('hidden', '?')}"
+        f"rank r = {metadata.get('rank', '?')}, k = {metadata.get('k', '?')} x directions kept, hidden width "
+        f"{metadata.get('hidden', '?')}"
     )
     trained = []
     if metadata.get("pairs") is not None:

@@ -9,10 +9,13 @@ plane rotations J are applied on the right, A <- A J and V <- V J, until every p
 orthogonal; then the column norms are the singular values, the normalised columns are U, and V holds the
 right singular vectors. All n/2 disjoint column pairs of a round are rotated at once, for every matrix of the
 batch, with a round-robin (tournament) ordering: n - 1 rounds make a sweep in which every pair meets once.
-The columns of A and of V are kept together as the rows of one work tensor `[B, n, m + n]`, so one
-elementwise update rotates both; pair k of a round is (row k, row k + n/2), and between rounds the rows
+The columns of A and of V are kept together as the rows of one work tensor `[B, n, m + n]`, so the same
+elementwise updates rotate both; pair k of a round is (row k, row k + n/2), and between rounds the rows
 are permuted by the tournament schedule. The loop stops when, over a whole sweep, no pair of any matrix of
-the batch needed a rotation (|a_p . a_q| <= tol |a_p| |a_q|), or after `max_sweeps` sweeps.
+the batch needed a rotation (|a_p . a_q| <= tol |a_p| |a_q|), or after `max_sweeps` sweeps (one host
+synchronisation per sweep). Random 64 x 64 float32 matrices take about 10 sweeps, latent-like ones about 12,
+rank-deficient ones up to 16. The data stay in the input's dtype; only the rotation angles (one per pair)
+are computed in float64, which keeps float32 results as accurate as LAPACK's (about 1e-6 relative).
 
 Columns whose norm is zero (or too small to carry a direction: rank-deficient and zero matrices) give no
 direction for U; those columns of U are completed to an orthonormal basis with a Householder QR, so U and V
@@ -61,9 +64,7 @@ def _default_tol(dtype: torch.dtype, m: int) -> float:
     return float(torch.finfo(dtype).eps) * max(m, 1) ** 0.5
 
 
-def _rotate_round(
-    work: torch.Tensor, out: torch.Tensor, norms: torch.Tensor, m: int, tol: float
-) -> torch.Tensor:
+def _rotate_round(work: torch.Tensor, out: torch.Tensor, norms: torch.Tensor, m: int, tol: float) -> torch.Tensor:
     """One parallel round: rotate the pairs (row k, row k + n/2) of `work [B, n, m + n]` into `out`.
 
     `norms [B, n]` holds the squared norms of the A part of the rows; it is updated in place with the exact
@@ -119,16 +120,15 @@ def _complete_basis(u: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     return torch.where(flags, q, u)
 
 
-def _jacobi_tall(
-    a: torch.Tensor, tol: float, max_sweeps: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def _jacobi_tall(a: torch.Tensor, tol: float, max_sweeps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """SVD of `a [B, m, n]` with m >= n >= 1; returns U [B, m, n], S [B, n], Vh [B, n, n], sweeps used."""
     batch, m, n = a.shape
     n_even = n + (n % 2)  # an odd n gets a zero column: it never rotates, so it drops out exactly
     work = a.new_zeros(batch, n_even, m + n_even)
     work[:, :n, :m] = a.transpose(-1, -2)
     work[:, :, m:] = torch.eye(n_even, dtype=a.dtype, device=a.device)
-    schedule = [torch.tensor(perm, dtype=torch.long, device=a.device) for perm in tournament_schedule(n_even)]
+    # One host-to-device copy for the whole schedule (one per round would each wait for the device).
+    schedule = torch.tensor(tournament_schedule(n_even), dtype=torch.long).to(a.device).unbind(0)
     spare = torch.empty_like(work)
     sweeps = 0
     converged = False

@@ -28,11 +28,12 @@ def loss_from_bases(
     s_z: torch.Tensor,
     s: torch.Tensor,
     ds: torch.Tensor,
-    lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    lambdas: Sequence[float] | torch.Tensor = DEFAULT_LAMBDAS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss from precomputed bases (training computes the data's SVDs once, not per step).
 
     x, z: [..., H, W]; u_hat [..., H, r]; v_hat [..., r, W]; s_x, s_z, s, ds: [..., r].
+    lambdas: four weights; a [4] tensor already on the device avoids a host-to-device copy per call.
     Returns (total: scalar, terms: [4] = the unweighted batch means of L1..L4).
     """
     if len(lambdas) != 4:
@@ -47,7 +48,10 @@ def loss_from_bases(
             (s + ds - s_x).square().sum(dim=-1).mean(),
         ]
     )
-    weights = torch.as_tensor(list(lambdas), dtype=terms.dtype, device=terms.device)
+    if isinstance(lambdas, torch.Tensor):
+        weights = lambdas.to(dtype=terms.dtype)
+    else:
+        weights = torch.as_tensor(list(lambdas), dtype=terms.dtype, device=terms.device)
     return (weights * terms).sum(), terms
 
 

@@ -20,9 +20,9 @@ Backends:
     hand-off to the pool (batch * min(H, W)^2 * max(H, W) >= THREADS_MIN_WORK, i.e. 4 matrices of
     64 x 64, 32 of 32 x 32, 256 of 16 x 16), else "torch". Measured on a 2-core CPU (BENCHMARKS.md): the
     hand-off costs about 0.2 ms, so below that size "threads" loses; above it "threads" is 1.5-3x faster
-    than "torch" (which runs LAPACK on one matrix after another). "jacobi" on CPU is about 10x slower than
-    LAPACK (its tensor operations stream the whole batch through memory for every one of its ~600 rounds)
-    and is never chosen there.
+    than "torch" (which runs LAPACK on one matrix after another, and whose own OpenMP threading makes
+    64 x 64 SVDs slower, not faster). "jacobi" on CPU is 25-50x slower than LAPACK (its tensor operations
+    stream the whole batch through memory in each of its ~600 rounds per SVD) and is never chosen there.
   * CUDA: "jacobi" when min(H, W) > 32 and the batch has at least `CUDA_JACOBI_MIN_BATCH` matrices, else
     "torch" (cuSOLVER batches matrices up to 32 x 32 itself, and a tiny batch is cheaper as a few cuSOLVER
     calls than as Jacobi's hundreds of small kernel launches). This rule was set from torch's documented
@@ -35,6 +35,7 @@ Forcing: a `backend` argument other than "auto" is used as given; otherwise the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -74,10 +75,24 @@ def torch_svd(x: torch.Tensor) -> SVDResult:
     return torch.linalg.svd(x, full_matrices=False)
 
 
+@functools.cache
+def _openmp_build() -> bool:
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
 def _single_threaded_worker() -> None:
-    # Thread-local in torch's OpenMP/MKL build: the pool's threads already use every core between them,
-    # and nested LAPACK threads would only fight over the same cores.
-    torch.set_num_threads(1)
+    # The pool's threads already use every core between them; LAPACK threads nested inside each would only
+    # fight over the same cores. In torch's OpenMP build the thread count is per thread, but
+    # torch.set_num_threads also stores a process-wide default that threads created later start from;
+    # threaded_svd puts that default back after each call (see _restore_default_threads).
+    if _openmp_build():
+        torch.get_num_threads()  # finish this thread's lazy initialisation first, or it would undo the 1
+        torch.set_num_threads(1)
+
+
+def _restore_default_threads(count: int) -> None:
+    if _openmp_build() and torch.get_num_threads() == count:
+        torch.set_num_threads(count)  # same count for the caller; resets the process-wide default
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -91,6 +106,15 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
             )
             _pool_workers = workers
         return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    global _pool, _pool_workers
+    _pool, _pool_workers = None, 0  # a forked child has none of the parent's threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _cpu_workers() -> int:
@@ -112,7 +136,11 @@ def threaded_svd(x: torch.Tensor, workers: int | None = None) -> SVDResult:
     # down by another process does not hold up the whole call.
     n_chunks = min(batch, max(workers, min(batch // MIN_THREAD_CHUNK, workers * 4)))
     chunks = flat.tensor_split(n_chunks)
-    parts = list(_thread_pool(workers).map(torch_svd, chunks))
+    caller_threads = torch.get_num_threads()
+    try:
+        parts = list(_thread_pool(workers).map(torch_svd, chunks))
+    finally:
+        _restore_default_threads(caller_threads)
     u = torch.cat([p[0] for p in parts])
     s = torch.cat([p[1] for p in parts])
     vh = torch.cat([p[2] for p in parts])

@@ -151,6 +151,7 @@ def train_head(
         history = torch.zeros(total_steps, 4, device=device)
         totals = torch.zeros(total_steps, device=device)
         lambdas = tuple(float(v) for v in lambdas)
+        weights = torch.tensor(lambdas, device=device)  # once, so steps copy nothing from the host
         logger.info(
             "training a %dx%d head (hidden %d, k %d) on %d channel samples: %d epochs of %d steps on %s",
             height, width, hidden, k, count, epochs, steps_per_epoch, device,
@@ -161,9 +162,10 @@ def train_head(
             order = _epoch_indices(count, per_epoch, generator).to(device, non_blocking=True)
             for first in range(0, per_epoch, batch_size):
                 idx = order[first : first + batch_size]
-                s_pred, ds_pred = head(x_s[idx])
+                x_batch = x_s[idx]
+                s_pred, ds_pred = head(x_batch)
                 total, terms = loss_from_bases(
-                    x_s[idx], z_s[idx], u_hat[idx], v_hat[idx], s_x[idx], s_z[idx], s_pred, ds_pred, lambdas
+                    x_batch, z_s[idx], u_hat[idx], v_hat[idx], s_x[idx], s_z[idx], s_pred, ds_pred, weights
                 )
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()

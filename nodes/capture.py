@@ -17,41 +17,41 @@ logger = logging.getLogger("avi.nodes.capture")
 def model_schedule(model) -> tuple[object, int]:
     """(model_sampling, T) of a ComfyUI MODEL, or UnsupportedModelError when AVI cannot use it."""
     sampling = model.get_model_object("model_sampling")
-    name = f"the model ({type(sampling).__name__})"
+    # ComfyUI builds model_sampling as `class ModelSampling(schedule, prediction)`: name those two bases.
+    kinds = [k.__name__ for k in type(sampling).__bases__] or [type(sampling).__name__]
+    name = f"the model (sampling: {' + '.join(kinds)})"
     check_additive_noise(sampling.noise_scaling, sampling.inverse_noise_scaling, name)
     total = getattr(sampling, "num_timesteps", None)
     sigmas = getattr(sampling, "sigmas", None)
     if not isinstance(total, int) or sigmas is None or len(sigmas) != total:
         raise UnsupportedModelError(
-            f"{name} has no discrete schedule of training timesteps, so a fraction of T has no meaning for "
-            "it. Use a Stable Diffusion 1.x, 2.x or SDXL checkpoint without a continuous-time sampling "
-            "patch."
+            f"{name} has no discrete schedule of training timesteps, so a fraction of T has no meaning for it. Use a "
+            "Stable Diffusion 1.x, 2.x or SDXL checkpoint without a continuous-time sampling patch."
         )
     first = int(sampling.timestep(sigmas[-1:].clone()).item())
     last = int(sampling.timestep(sigmas[:1].clone()).item())
     if (first, last) != (total - 1, 0):
         raise UnsupportedModelError(
-            f"{name} does not number its timesteps 0..{total - 1} (got {last}..{first}), so AVI cannot "
-            "place 0.8T on its schedule. Remove the model-sampling patch, or use a standard SD "
-            "1.x/2.x/SDXL model."
+            f"{name} does not number its timesteps 0..{total - 1} (got {last}..{first}), so AVI cannot place 0.8T on "
+            "its schedule. Remove the model-sampling patch, or use a standard SD 1.x/2.x/SDXL model."
         )
     return sampling, total
 
 
 class AVICaptureLatentAtStep:
     DESCRIPTION = (
-        "Samples like KSamplerAdvanced but stops early, at the step whose timestep is nearest to a "
-        "fraction of the model's T (0.8 for the original prompt x, 0.5 for the target prompt z), and "
-        "returns the latent with its leftover noise plus an AVI capture record. Wire `step` into the "
-        "resuming KSamplerAdvanced's start_at_step (add_noise disable) to finish the image."
+        "Samples like KSamplerAdvanced but stops early, at the step whose timestep is nearest to a fraction of the "
+        "model's T (0.8 for the original prompt x, 0.5 for the target prompt z), and returns the latent with its "
+        "leftover noise plus an AVI capture record. Wire `step` into the resuming KSamplerAdvanced's start_at_step "
+        "(add_noise disable) to finish the image."
     )
     CATEGORY = CATEGORY
     FUNCTION = "capture"
     RETURN_TYPES = ("LATENT", "INT")
     RETURN_NAMES = ("latent", "step")
     OUTPUT_TOOLTIPS = (
-        "The latent at the stop step, with leftover noise (what KSamplerAdvanced returns with end_at_step "
-        "= step and return_with_leftover_noise enabled), carrying the AVI capture record.",
+        "The latent at the stop step, with leftover noise (what KSamplerAdvanced returns with end_at_step = step "
+        "and return_with_leftover_noise enabled), carrying the AVI capture record.",
         "The step sampling stopped at: connect it to start_at_step of the KSamplerAdvanced that resumes.",
     )
 
@@ -74,8 +74,7 @@ class AVICaptureLatentAtStep:
                         "min": 0,
                         "max": 0xFFFFFFFFFFFFFFFF,
                         "control_after_generate": True,
-                        "tooltip": "The noise seed. The original (x) and target (z) captures must use the "
-                        "same seed.",
+                        "tooltip": "The noise seed. The original (x) and target (z) captures must use the same seed.",
                     },
                 ),
                 "steps": (
@@ -113,10 +112,7 @@ class AVICaptureLatentAtStep:
                 "negative": ("CONDITIONING", {"tooltip": "The negative prompt."}),
                 "latent_image": (
                     "LATENT",
-                    {
-                        "tooltip": "The starting latent, usually Empty Latent Image (its size must match "
-                        "the head's)."
-                    },
+                    {"tooltip": "The starting latent, usually Empty Latent Image (its size must match the head's)."},
                 ),
                 "stop_at": (
                     "FLOAT",
@@ -125,9 +121,8 @@ class AVICaptureLatentAtStep:
                         "min": 0.0,
                         "max": 1.0,
                         "step": 0.01,
-                        "tooltip": "Where to stop, as a fraction of the model's T (1 = pure noise): the "
-                        "step whose timestep is nearest. Paper: 0.8 for the original x, 0.5 for the "
-                        "target z.",
+                        "tooltip": "Where to stop, as a fraction of the model's T (1 = pure noise): the step whose "
+                        "timestep is nearest. Paper: 0.8 for the original x, 0.5 for the target z.",
                     },
                 ),
                 "stop_step": (

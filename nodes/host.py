@@ -32,9 +32,7 @@ def _require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise HostMissingError(
-            f"this AVI node runs inside ComfyUI ({module} cannot be imported: {err})"
-        ) from err
+        raise HostMissingError(f"this AVI node runs inside ComfyUI ({module} cannot be imported: {err})") from err
 
 
 def register_model_folders() -> bool:
@@ -86,8 +84,8 @@ def head_path(filename: str) -> str:
     if path is None:
         raise FileNotFoundError(
             f"attribute head {filename!r} is not in the avi_heads folders "
-            f"({', '.join(folder_paths.get_folder_paths(HEADS_FOLDER))}); refresh the page (press R) and "
-            "pick one from the list, or train one with 'AVI Train Attribute Head'"
+            f"({', '.join(folder_paths.get_folder_paths(HEADS_FOLDER))}); refresh the page (press R) and pick one "
+            "from the list, or train one with 'AVI Train Attribute Head'"
         )
     return path
 

@@ -15,8 +15,8 @@ logger = logging.getLogger("avi.nodes.load_head")
 
 class AVILoadAttributeHead:
     DESCRIPTION = (
-        "Loads an AVI attribute head (.safetensors) from the models/avi_heads folder, for AVI Merge. Also "
-        "outputs a description: what it was trained on, k, latent size and timesteps."
+        "Loads an AVI attribute head (.safetensors) from the models/avi_heads folder, for AVI Merge. Also outputs a "
+        "description: what it was trained on, k, latent size and timesteps."
     )
     CATEGORY = CATEGORY
     FUNCTION = "load"
@@ -34,8 +34,8 @@ class AVILoadAttributeHead:
                 "head_name": (
                     host.head_files(),
                     {
-                        "tooltip": "A head file in models/avi_heads (train one with 'AVI Train Attribute "
-                        "Head', or copy a shared .safetensors head there and press R to refresh)."
+                        "tooltip": "A head file in models/avi_heads (train one with 'AVI Train Attribute Head', or "
+                        "copy a shared .safetensors head there and press R to refresh)."
                     },
                 ),
             }

@@ -37,19 +37,18 @@ def repeat_latent_keys(latent: dict[str, Any], repeats: int, batch: int) -> dict
 
 class AVIMerge:
     DESCRIPTION = (
-        "Attribute Vector Integration: merges the original latent x (captured at 0.8T) with the target "
-        "latent z (captured at 0.5T from the same seed) using an attribute head, in the paper's latent "
-        "space, and returns a latent at x's noise level. Resume it with KSamplerAdvanced (start_at_step = "
-        "x's step, add_noise disable, the ORIGINAL prompt). A rho list returns the whole sweep as one "
-        "batch."
+        "Attribute Vector Integration: merges the original latent x (captured at 0.8T) with the target latent z "
+        "(captured at 0.5T from the same seed) using an attribute head, in the paper's latent space, and returns a "
+        "latent at x's noise level. Resume it with KSamplerAdvanced (start_at_step = x's step, add_noise disable, "
+        "the ORIGINAL prompt). A rho list returns the whole sweep as one batch."
     )
     CATEGORY = CATEGORY
     FUNCTION = "merge"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = (
-        "The merged latent in ComfyUI's convention at x's sigma, with x's capture record and other keys; "
-        "for a rho list, all rhos as one batch, rho-major (all images of the first rho, then the next).",
+        "The merged latent in ComfyUI's convention at x's sigma, with x's capture record and other keys; for a rho "
+        "list, all rhos as one batch, rho-major (all images of the first rho, then the next).",
     )
 
     @classmethod
@@ -58,16 +57,13 @@ class AVIMerge:
             "required": {
                 "original": (
                     "LATENT",
-                    {
-                        "tooltip": "x: the original-prompt latent from 'AVI Capture Latent at Step' "
-                        "(stop_at 0.8)."
-                    },
+                    {"tooltip": "x: the original-prompt latent from 'AVI Capture Latent at Step' (stop_at 0.8)."},
                 ),
                 "target": (
                     "LATENT",
                     {
-                        "tooltip": "z: the target-prompt latent from 'AVI Capture Latent at Step' "
-                        "(stop_at 0.5), same seed and batch size as x."
+                        "tooltip": "z: the target-prompt latent from 'AVI Capture Latent at Step' (stop_at 0.5), "
+                        "same seed and batch size as x."
                     },
                 ),
                 "head": (
@@ -82,8 +78,8 @@ class AVIMerge:
                         "max": 2.0,
                         "step": 0.05,
                         "display": "slider",
-                        "tooltip": "Strength of the attribute: 0 keeps x's directions, 1 is the paper's "
-                        "edit, above 1 extrapolates.",
+                        "tooltip": "Strength of the attribute: 0 keeps x's directions, 1 is the paper's edit, above "
+                        "1 extrapolates.",
                     },
                 ),
                 "k": (
@@ -92,16 +88,16 @@ class AVIMerge:
                         "default": 0,
                         "min": 0,
                         "max": 4096,
-                        "tooltip": "How many of x's leading singular directions are kept whole; 0 = the "
-                        "head's (the paper: r/2, 32 for 512 px).",
+                        "tooltip": "How many of x's leading singular directions are kept whole; 0 = the head's (the "
+                        "paper: r/2, 32 for 512 px).",
                     },
                 ),
                 "mode": (
                     list(MERGE_MODES),
                     {
                         "default": "paper",
-                        "tooltip": "paper: singular values from the head (Algorithm 1). anchored: blend "
-                        "x's singular values with the head's by rho, so rho = 0 returns x exactly.",
+                        "tooltip": "paper: singular values from the head (Algorithm 1). anchored: blend x's "
+                        "singular values with the head's by rho, so rho = 0 returns x exactly.",
                     },
                 ),
                 "rho_list": (
@@ -109,8 +105,8 @@ class AVIMerge:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "Optional comma-separated rho values, e.g. '0, 0.25, 0.5, 0.75, 1': "
-                        "returns the sweep as one batch (rho-major) and ignores rho. Empty = use rho.",
+                        "tooltip": "Optional comma-separated rho values, e.g. '0, 0.25, 0.5, 0.75, 1': returns the "
+                        "sweep as one batch (rho-major) and ignores rho. Empty = use rho.",
                     },
                 ),
             }
@@ -126,8 +122,8 @@ class AVIMerge:
         check_pair(x_record, z_record)
         if x_latent.shape != z_latent.shape:
             raise ShapeMismatchError(
-                f"the original latent is {tuple(x_latent.shape)} but the target is "
-                f"{tuple(z_latent.shape)}: capture both from the same Empty Latent Image and model"
+                f"the original latent is {tuple(x_latent.shape)} but the target is {tuple(z_latent.shape)}: capture "
+                "both from the same Empty Latent Image and model"
             )
         rhos = parse_rho_list(rho_list) or [float(rho)]
         x = to_paper_space(x_latent, x_record["sigma"], x_record["scale_factor"])

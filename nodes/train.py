@@ -31,8 +31,8 @@ def pairs_from_latents(original: Mapping[str, Any], target: Mapping[str, Any]):
     z = to_paper_space(target["samples"], z_record["sigma"], z_record["scale_factor"])
     if x.shape != z.shape:
         raise CaptureRecordError(
-            f"the original latents are {tuple(x.shape)} but the targets {tuple(z.shape)}: capture both "
-            "from the same Empty Latent Image"
+            f"the original latents are {tuple(x.shape)} but the targets {tuple(z.shape)}: capture both from the same "
+            "Empty Latent Image"
         )
     return x, z, pair_metadata(x_record, z_record)
 
@@ -65,9 +65,7 @@ def resolve_dataset(name: str):
     try:
         from ..avi_core import datasets
     except ImportError as err:  # the dataset module ships with the pack; a broken install lands here
-        raise DatasetError(
-            f"training from a dataset needs avi_core.datasets, which cannot be imported: {err}"
-        ) from err
+        raise DatasetError(f"training from a dataset needs avi_core.datasets, which cannot be imported: {err}") from err
     roots = host.dataset_roots()
     for root in roots:
         folder = datasets.dataset_folder(root, name)
@@ -77,17 +75,16 @@ def resolve_dataset(name: str):
     raise DatasetError(
         f"no dataset named {name!r} in {', '.join(roots)}. "
         + (f"Available: {', '.join(available)}. " if available else "There is no dataset yet. ")
-        + "Build one by queueing the 'build a dataset' workflow (AVI Append To Dataset), or clear "
-        "`dataset` and connect the original and target latents."
+        + "Build one by queueing the 'build a dataset' workflow (AVI Append To Dataset), or clear `dataset` and "
+        "connect the original and target latents."
     )
 
 
 class AVITrainAttributeHead:
     DESCRIPTION = (
-        "Trains an AVI attribute head from pairs (original x at 0.8T, target z at 0.5T, same seeds): "
-        "either the two captured latent batches or a dataset of many pairs. Saves "
-        "models/avi_heads/<name>.safetensors and outputs the head and a plot of the four loss terms. "
-        "Training runs on ComfyUI's device; Cancel stops it."
+        "Trains an AVI attribute head from pairs (original x at 0.8T, target z at 0.5T, same seeds): either the two "
+        "captured latent batches or a dataset of many pairs. Saves models/avi_heads/<name>.safetensors and outputs "
+        "the head and a plot of the four loss terms. Training runs on ComfyUI's device; Cancel stops it."
     )
     CATEGORY = CATEGORY
     FUNCTION = "train"
@@ -107,8 +104,8 @@ class AVITrainAttributeHead:
                     "STRING",
                     {
                         "default": "my_attribute",
-                        "tooltip": "File name of the head in models/avi_heads (letters, digits, '-', '_'; "
-                        "other characters become '_'). An existing head of that name is replaced.",
+                        "tooltip": "File name of the head in models/avi_heads (letters, digits, '-', '_'; other "
+                        "characters become '_'). An existing head of that name is replaced.",
                     },
                 ),
                 "description": (
@@ -116,8 +113,7 @@ class AVITrainAttributeHead:
                     {
                         "default": "",
                         "multiline": True,
-                        "tooltip": "What the head does, e.g. the prompt pair; stored in the file, shown "
-                        "by Load.",
+                        "tooltip": "What the head does, e.g. the prompt pair; stored in the file, shown by Load.",
                     },
                 ),
                 "epochs": (
@@ -216,23 +212,20 @@ class AVITrainAttributeHead:
                 "original": (
                     "LATENT",
                     {
-                        "tooltip": "x: original-prompt latents from 'AVI Capture Latent at Step' (stop_at "
-                        "0.8), one per seed. Leave unconnected when training from a dataset."
+                        "tooltip": "x: original-prompt latents from 'AVI Capture Latent at Step' (stop_at 0.8), one "
+                        "per seed. Leave unconnected when training from a dataset."
                     },
                 ),
                 "target": (
                     "LATENT",
-                    {
-                        "tooltip": "z: target-prompt latents (stop_at 0.5) from the same seeds, same "
-                        "batch size."
-                    },
+                    {"tooltip": "z: target-prompt latents (stop_at 0.5) from the same seeds, same batch size."},
                 ),
                 "dataset": (
                     "STRING",
                     {
                         "default": "",
-                        "tooltip": "Train from models/avi_datasets/<dataset> instead of the latents "
-                        "(leave the latents unconnected). Empty = use the latents.",
+                        "tooltip": "Train from models/avi_datasets/<dataset> instead of the latents (leave the "
+                        "latents unconnected). Empty = use the latents.",
                     },
                 ),
             },
@@ -261,9 +254,8 @@ class AVITrainAttributeHead:
         if dataset:
             if original is not None or target is not None:
                 raise ValueError(
-                    "AVI Train Attribute Head got both latents and a dataset name: disconnect the "
-                    "original and target inputs to train from the dataset, or clear `dataset` to train "
-                    "from the latents."
+                    "AVI Train Attribute Head got both latents and a dataset name: disconnect the original and "
+                    "target inputs to train from the dataset, or clear `dataset` to train from the latents."
                 )
             data = resolve_dataset(dataset)
             for path, reason in data.skipped:
@@ -274,9 +266,8 @@ class AVITrainAttributeHead:
         else:
             if original is None or target is None:
                 raise ValueError(
-                    "AVI Train Attribute Head needs pairs: connect both the original (x, stop_at 0.8) and "
-                    "target (z, stop_at 0.5) latents from two 'AVI Capture Latent at Step' nodes, or type "
-                    "a dataset name."
+                    "AVI Train Attribute Head needs pairs: connect both the original (x, stop_at 0.8) and target "
+                    "(z, stop_at 0.5) latents from two 'AVI Capture Latent at Step' nodes, or type a dataset name."
                 )
             x, z, info = pairs_from_latents(original, target)
             info["source"] = "captured latents"

@@ -38,9 +38,7 @@ def test_quick_run_writes_the_expected_json(quick_report):
     assert [row["batch"] for row in report["merge"]] == [1, 4]
     for row in report["merge"]:
         assert row["ms"] > 0
-        assert row["percent_of_sampling"] == pytest.approx(
-            100 * row["ms"] / 1e3 / bench.PAPER_SAMPLING_SECONDS
-        )
+        assert row["percent_of_sampling"] == pytest.approx(100 * row["ms"] / 1e3 / bench.PAPER_SAMPLING_SECONDS)
     training = report["training"]
     for key in ("seconds", "samples_per_second", "peak_memory_mb", "steps", "final_losses"):
         assert key in training
@@ -53,9 +51,7 @@ def test_quick_run_writes_the_expected_json(quick_report):
 
 def test_skip_training_and_printed_report(capsys, tmp_path):
     path = tmp_path / "nested" / "f.json"
-    code = bench.main(
-        ["--quick", "--skip-training", "--repeats", "1", "--device", "cpu", "--json", str(path)]
-    )
+    code = bench.main(["--quick", "--skip-training", "--repeats", "1", "--device", "cpu", "--json", str(path)])
     assert code == 0
     out = capsys.readouterr().out
     assert "device: cpu" in out and "SVD of [B, n, n]" in out and "Training: skipped" in out

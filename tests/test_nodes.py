@@ -359,9 +359,7 @@ def test_loss_plot_draws_four_coloured_lines(core):
     from avi_pack.avi_core.loss_plot import COLORS, render_loss_plot
 
     steps = torch.arange(1, 101, dtype=torch.float32)
-    history = torch.stack(
-        [10 / steps, 1 / steps.sqrt(), 0.1 * torch.ones(100), 5 * torch.exp(-steps / 30)], 1
-    )
+    history = torch.stack([10 / steps, 1 / steps.sqrt(), 0.1 * torch.ones(100), 5 * torch.exp(-steps / 30)], 1)
     image = render_loss_plot(history)
     assert image.shape == (1, 320, 512, 3) and image.dtype == torch.float32
     assert 0 <= image.min() and image.max() <= 1
@@ -436,9 +434,7 @@ def test_train_saves_a_head_that_load_lists_and_loads(core, nodes, fake_host):
 
     meta = core.read_head_metadata(path)
     assert meta["x_timestep"] == 795 and meta["z_timestep"] == 489 and meta["x_sigma"] == SIGMA_X
-    assert (
-        meta["scale_factor"] == SCALE and meta["pairs"] == 3 and meta["description"] == "neutral -> smiling"
-    )
+    assert meta["scale_factor"] == SCALE and meta["pairs"] == 3 and meta["description"] == "neutral -> smiling"
 
     load = nodes.NODE_CLASS_MAPPINGS["AVILoadAttributeHead"]
     assert load.INPUT_TYPES()["required"]["head_name"][0] == ["smile_v1.safetensors"]
@@ -468,9 +464,7 @@ def test_train_from_a_dataset(core, nodes, fake_host):
         "z": captured(core, z, SIGMA_Z, step=25, timestep=489)["avi_capture"],
     }
     core.datasets.append_shard(fake_host["datasets"] / "smiles", x, z, records=records)
-    head, _ = nodes.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]().train(
-        "from_data", dataset="smiles", **TRAIN_ARGS
-    )
+    head, _ = nodes.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]().train("from_data", dataset="smiles", **TRAIN_ARGS)
     meta = core.read_head_metadata(fake_host["heads"] / "from_data.safetensors")
     assert meta["pairs"] == 4 and meta["x_timestep"] == 795 and "dataset 'smiles'" in meta["source"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -154,9 +156,7 @@ def test_threads_backend_is_bit_identical_to_torch_on_cpu():
 
 def test_backend_forced_by_argument(monkeypatch):
     calls = []
-    monkeypatch.setitem(
-        svd_module._IMPLEMENTATIONS, "jacobi", lambda x: calls.append(tuple(x.shape)) or jacobi_svd(x)
-    )
+    monkeypatch.setitem(svd_module._IMPLEMENTATIONS, "jacobi", lambda x: calls.append(tuple(x.shape)) or jacobi_svd(x))
     monkeypatch.setenv(ENV_VAR, "torch")  # an explicit argument wins over the variable
     x = seeded(2, 8, 8, seed=9)
     channel_svd(x, backend="jacobi")
@@ -219,3 +219,17 @@ def test_all_backends_agree_on_singular_values():
     for backend in ("torch", "threads", "jacobi"):
         s = channel_svd(x, backend=backend)[1]
         assert ((s.double() - reference).abs().amax(-1) / reference[..., 0]).max() <= TOL, backend
+
+
+def test_thread_pool_leaves_other_threads_thread_counts_alone():
+    def count_in_new_thread() -> int:
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    before_main, before_new = torch.get_num_threads(), count_in_new_thread()
+    threaded_svd(seeded(16, 8, 8, seed=13), workers=2)
+    assert torch.get_num_threads() == before_main
+    assert count_in_new_thread() == before_new

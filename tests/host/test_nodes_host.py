@@ -97,9 +97,7 @@ def test_capture_at_0_8T_equals_ksampler_advanced(pack, model, conds):
     assert torch.equal(out["samples"], reference["samples"])  # bit for bit
     record = out["avi_capture"]
     assert (record["step"], record["steps"], record["T"], record["timestep"]) == (10, 50, 1000, 795)
-    assert (
-        record["scale_factor"] == pytest.approx(0.18215) and record["seed"] == SEED and record["batch"] == 2
-    )
+    assert record["scale_factor"] == pytest.approx(0.18215) and record["seed"] == SEED and record["batch"] == 2
     assert (record["height"], record["width"], record["sampler"], record["scheduler"]) == (
         16,
         16,
@@ -135,9 +133,7 @@ def test_capture_record_sigma_is_the_sampler_sigma(pack, model, conds):
         ("dpm_2", "normal", 0.8, 10, None),  # a sampler that drops the penultimate sigma
     ],
 )
-def test_capture_follows_the_sampler_schedule(
-    pack, model, conds, sampler, scheduler, fraction, step, timestep
-):
+def test_capture_follows_the_sampler_schedule(pack, model, conds, sampler, scheduler, fraction, step, timestep):
     latent = tiny_sd2.empty_latent()
     out, got = capture(
         pack,
@@ -169,9 +165,7 @@ def test_capture_follows_the_sampler_schedule(
 
 
 def test_capture_explicit_step(pack, model, conds):
-    out, step = capture(
-        pack, model, conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8, stop_step=7
-    )
+    out, step = capture(pack, model, conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8, stop_step=7)
     assert step == 7 and out["avi_capture"]["step"] == 7
 
 
@@ -179,9 +173,7 @@ def test_flow_model_is_refused(pack, host_env, conds):
     import avi_pack.avi_core as core
 
     with pytest.raises(core.UnsupportedModelError, match="flow model"):
-        capture(
-            pack, tiny_sd2.flow_model(), conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8
-        )
+        capture(pack, tiny_sd2.flow_model(), conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8)
 
 
 def test_merge_anchored_rho0_resumes_to_the_unedited_image(pack, model, conds):
@@ -230,9 +222,7 @@ def test_train_in_inference_mode_then_load(pack, model, conds, host_env):
     x, _ = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
     z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
     ticks = []
-    comfy.utils.set_progress_bar_global_hook(
-        lambda value, total, preview, node_id=None: ticks.append((value, total))
-    )
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: ticks.append((value, total)))
     try:
         with torch.inference_mode():
             head, plot = pack.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]().train(

@@ -157,9 +157,7 @@ def _init_weights(module: torch.nn.Module, seed: int) -> None:
         for name, param in module.named_parameters():
             if param.ndim >= 2:
                 fan_in = param[0].numel()
-                values = torch.randn(param.shape, generator=generator, dtype=torch.float32) / math.sqrt(
-                    fan_in
-                )
+                values = torch.randn(param.shape, generator=generator, dtype=torch.float32) / math.sqrt(fan_in)
             elif "norm" in name and name.endswith("weight"):
                 values = torch.ones(param.shape)
             else:
