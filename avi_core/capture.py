@@ -265,3 +265,25 @@ def pair_metadata(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> d
         "sampler": x_record.get("sampler"),
         "scheduler": x_record.get("scheduler"),
     }
+
+
+def dataset_capture_metadata(records: Sequence[Any]) -> dict[str, Any]:
+    """Head metadata (timesteps, steps, sigmas, scale factor) from a dataset's capture records.
+
+    records: what `avi_core.datasets.read_dataset` returns, one entry per shard, each a pair record (a dict
+    with "x"/"z" or "original"/"target") or a list of them. The first pair that validates is used; {} if none.
+    """
+    for entry in records:
+        for candidate in entry if isinstance(entry, list) else [entry]:
+            if not isinstance(candidate, Mapping):
+                continue
+            for x_key, z_key in (("x", "z"), ("original", "target")):
+                if x_key in candidate and z_key in candidate:
+                    try:
+                        return pair_metadata(
+                            validate_record(candidate[x_key], "original"),
+                            validate_record(candidate[z_key], "target"),
+                        )
+                    except CaptureRecordError:
+                        continue
+    return {}

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .capture import dataset_capture_metadata
 from .conventions import SD_SCALE_FACTOR, from_paper_space, to_paper_space
 from .demo import cmd_demo
 from .errors import AVIError, DatasetError, ShapeMismatchError
@@ -378,26 +379,6 @@ def _load_pairs(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[torch.Tensor, 
     return torch.cat(xs), torch.cat(zs)
 
 
-def _dataset_capture_metadata(records: Sequence[Any]) -> dict[str, Any]:
-    """Timesteps, steps, sigmas and scale factor from a dataset's capture records (first usable pair)."""
-    from .capture import pair_metadata, validate_record
-
-    for entry in records:
-        for candidate in entry if isinstance(entry, list) else [entry]:
-            if not isinstance(candidate, Mapping):
-                continue
-            for x_key, z_key in (("x", "z"), ("original", "target")):
-                if x_key in candidate and z_key in candidate:
-                    try:
-                        return pair_metadata(
-                            validate_record(candidate[x_key], "original"),
-                            validate_record(candidate[z_key], "target"),
-                        )
-                    except AVIError:
-                        continue
-    return {}
-
-
 def _read_dataset(folder: Path):
     try:
         from .datasets import read_dataset
@@ -439,7 +420,7 @@ def load_training_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Te
         data = _read_dataset(args.dataset)
         for path, reason in data.skipped:
             logger.warning("skipped shard %s: %s", path, reason)
-        info.update(_dataset_capture_metadata(data.records))
+        info.update(dataset_capture_metadata(data.records))
         info["source"] = f"dataset '{args.dataset.name}' ({len(data.shards)} shard(s))"
         info["source_files"] = [str(path) for path in data.shards]
         return data.x, data.z, info

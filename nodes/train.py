@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from ..avi_core.capture import check_pair, get_record, pair_metadata, validate_record
+from ..avi_core.capture import check_pair, dataset_capture_metadata, get_record, pair_metadata
 from ..avi_core.conventions import to_paper_space
-from ..avi_core.errors import AVIError, CaptureRecordError, DatasetError
+from ..avi_core.errors import CaptureRecordError, DatasetError
 from ..avi_core.head_files import save_head
 from ..avi_core.head_info import HEAD_SUFFIX, sanitize_head_name
 from ..avi_core.loss_plot import render_loss_plot
@@ -35,29 +35,6 @@ def pairs_from_latents(original: Mapping[str, Any], target: Mapping[str, Any]):
             "Empty Latent Image"
         )
     return x, z, pair_metadata(x_record, z_record)
-
-
-def _records_of_pair(entry: Any) -> tuple[dict, dict] | None:
-    if not isinstance(entry, Mapping):
-        return None
-    for x_key, z_key in (("x", "z"), ("original", "target")):
-        if x_key in entry and z_key in entry:
-            try:
-                return validate_record(entry[x_key], "original"), validate_record(entry[z_key], "target")
-            except AVIError:
-                return None
-    return None
-
-
-def dataset_metadata(records: list[Any]) -> dict[str, Any]:
-    """Timesteps etc. from the capture records stored with a dataset's shards (first usable shard)."""
-    for entry in records:
-        candidates = entry if isinstance(entry, list) else [entry]
-        for candidate in candidates:
-            pair = _records_of_pair(candidate)
-            if pair is not None:
-                return pair_metadata(*pair)
-    return {}
 
 
 def resolve_dataset(name: str):
@@ -261,7 +238,7 @@ class AVITrainAttributeHead:
             for path, reason in data.skipped:
                 logger.warning("AVI training: dataset shard %s skipped (%s)", path, reason)
             x, z = data.x, data.z
-            info = dataset_metadata(data.records)
+            info = dataset_capture_metadata(data.records)
             info["source"] = f"dataset '{data.folder.name}' ({len(data.shards)} shard(s))"
         else:
             if original is None or target is None:
