@@ -214,6 +214,27 @@ def test_merge_sweep_resumes_as_one_batch(pack, model, conds):
     assert float((images[0] - unedited[0]).norm() / unedited.norm()) < 1e-4
 
 
+def train_tiny_head(pack, name, description, x, z):
+    """AVI Train Attribute Head on captured LATENTs: 1 epoch of batch 64, hidden 32, the paper's other defaults."""
+    node = pack.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]()
+    return node.train(
+        name=name,
+        description=description,
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        k=0,
+        lambda1=3.0,
+        lambda2=10.0,
+        lambda3=10.0,
+        lambda4=10.0,
+        hidden=32,
+        seed=0,
+        original=x,
+        target=z,
+    )
+
+
 def test_train_in_inference_mode_then_load(pack, model, conds, host_env):
     import comfy.utils
     import folder_paths
@@ -225,22 +246,7 @@ def test_train_in_inference_mode_then_load(pack, model, conds, host_env):
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: ticks.append((value, total)))
     try:
         with torch.inference_mode():
-            head, plot = pack.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]().train(
-                "host smile",
-                "original -> target",
-                1,
-                64,
-                1e-3,
-                0,
-                3.0,
-                10.0,
-                10.0,
-                10.0,
-                32,
-                0,
-                original=x,
-                target=z,
-            )
+            head, plot = train_tiny_head(pack, "host smile", "original -> target", x, z)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
     assert len(ticks) == 79 and ticks[-1] == (79, 79)
@@ -273,22 +279,7 @@ def test_cancel_stops_training(pack, model, conds, host_env):
     comfy.utils.set_progress_bar_global_hook(hook)
     try:
         with torch.inference_mode(), pytest.raises(comfy.model_management.InterruptProcessingException):
-            pack.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]().train(
-                "cancelled",
-                "",
-                1,
-                64,
-                1e-3,
-                0,
-                3.0,
-                10.0,
-                10.0,
-                10.0,
-                32,
-                0,
-                original=x,
-                target=z,
-            )
+            train_tiny_head(pack, "cancelled", "", x, z)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
         comfy.model_management.interrupt_current_processing(False)
