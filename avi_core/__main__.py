@@ -1,5 +1,5 @@
 """`python -m avi_core`: the AVI command line (see avi_core.cli)."""
 
-from .cli import main
+from .app.cli import main
 
 raise SystemExit(main())

@@ -13,11 +13,11 @@ import logging
 logger = logging.getLogger("avi.nodes")
 
 NODE_MODULES: tuple[str, ...] = (
-    "capture",
-    "merge",
-    "train",
-    "load_head",
-    "dataset_nodes",
+    "avi.capture",
+    "avi.merge",
+    "avi.train",
+    "avi.load_head",
+    "avi.datasets",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -16,5 +16,5 @@ def synthetic_pairs(pairs: int, channels: int = 4, size: int = 16, seed: int = 0
         pairs, channels, size, size, generator=g
     )
     attribute = torch.randn(channels, size, 1, generator=g) @ torch.randn(channels, 1, size, generator=g)
-    z = 0.8 * x + 0.6 * attribute / attribute.norm(dim=(-2, -1), keepdim=True) * size ** 0.5
+    z = 0.8 * x + 0.6 * attribute / attribute.norm(dim=(-2, -1), keepdim=True) * size**0.5
     return x, z

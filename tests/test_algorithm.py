@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from avi_core import ShapeMismatchError, attribute_vectors, channel_svd, compose
-from avi_core.algorithm import blend_bases
+from avi_core import ParameterError, ShapeMismatchError, attribute_vectors, channel_svd, compose
+from avi_core.avi.algorithm import blend_bases
 
 
 def reference_bases(x: np.ndarray, z: np.ndarray, k: int, rho: float):
@@ -132,12 +132,13 @@ def test_rho_tensor_gives_one_rho_per_matrix():
 
 @pytest.mark.parametrize("k", [0, 8, -1, 2.5])
 def test_bad_k_is_refused(k):
-    with pytest.raises(ShapeMismatchError, match="k"):
+    with pytest.raises(ParameterError, match="k") as info:
         attribute_vectors(torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 8), k, 1.0)
+    assert info.value.details["name"] == "k"
 
 
 def test_size_mismatch_is_refused():
-    with pytest.raises(ShapeMismatchError, match="same image size"):
+    with pytest.raises(ShapeMismatchError, match="per channel"):
         attribute_vectors(torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 6), 4, 1.0)
 
 

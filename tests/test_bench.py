@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from avi_core import bench
+from avi_core.app import bench
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-from avi_core.capture import dataset_capture_metadata, make_record
+from avi_core.latent.capture import dataset_capture_metadata, make_record
 
 
 def _record(step, timestep, sigma, seed=7):

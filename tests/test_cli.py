@@ -12,12 +12,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import avi_core.demo as demo
+import avi_core.app.demo as demo
 from avi_core import from_paper_space, read_head_metadata, to_paper_space
-from avi_core.cli import main
-from avi_core.datasets import append_shard
-from avi_core.latent_files import read_latent_file, read_latent_metadata, write_latent_file
-from avi_core.progress import TerminalProgress
+from avi_core.app.cli import main
+from avi_core.app.progress import TerminalProgress
+from avi_core.files.datasets import append_shard
+from avi_core.files.latent_files import read_latent_file, read_latent_metadata, write_latent_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIGMA_X, SIGMA_Z, SCALE = 3.0, 1.2, 0.18215
@@ -387,7 +387,7 @@ def test_ctrl_c_during_training_exits_130_and_writes_nothing(latents, tmp_path, 
 
 
 def test_ctrl_c_while_saving_leaves_no_partial_head(latents, tmp_path, capsys, monkeypatch):
-    import avi_core.head_files as head_files
+    import avi_core.avi.head_files as head_files
 
     def interrupted_save(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"half a file")
@@ -406,9 +406,9 @@ def test_ctrl_c_while_saving_leaves_no_partial_head(latents, tmp_path, capsys, m
 
 def test_bench_forwards_its_arguments(monkeypatch, capsys):
     seen = []
-    fake = types.ModuleType("avi_core.bench")
+    fake = types.ModuleType("avi_core.app.bench")
     fake.main = lambda argv: seen.append(list(argv)) or 0
-    monkeypatch.setitem(sys.modules, "avi_core.bench", fake)
+    monkeypatch.setitem(sys.modules, "avi_core.app.bench", fake)
     monkeypatch.setattr(sys.modules["avi_core"], "bench", fake, raising=False)
     assert main(["bench", "--help"]) == 0
     assert main(["bench", "--size", "64", "-v", "extra"]) == 0
@@ -416,7 +416,7 @@ def test_bench_forwards_its_arguments(monkeypatch, capsys):
 
 
 def test_bench_missing_is_a_clean_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "avi_core.bench", None)  # makes `import avi_core.bench` fail
+    monkeypatch.setitem(sys.modules, "avi_core.app.bench", None)  # makes `import avi_core.app.bench` fail
     monkeypatch.delattr(sys.modules["avi_core"], "bench", raising=False)
     code, _, err = run(capsys, "bench")
     assert_clean_error(code, err, "bench")

@@ -1,4 +1,4 @@
-"""avi_core.datasets: shards written atomically, read back in order, broken shards skipped (host-free)."""
+"""avi_core.files.datasets: shards written atomically, read back in order, broken shards skipped (host-free)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def ds(pack):
-    return pack.avi_core.datasets
+    return pack.avi_core.files.datasets
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def _append_worker(args: tuple[str, str, int, int]) -> str:
     repo, folder, seed, count = args
     if repo not in sys.path:
         sys.path.insert(0, repo)
-    from avi_core.datasets import append_shard  # a separate process: the plain package is enough
+    from avi_core.files.datasets import append_shard  # a separate process: the plain package is enough
 
     names = []
     for i in range(count):
@@ -152,13 +152,14 @@ def test_majority_size_wins_over_first(ds, tmp_path):
 
 
 def test_missing_and_empty_folders_raise_dataset_error(ds, errors, tmp_path):
-    with pytest.raises(errors.DatasetError, match="does not exist"):
+    with pytest.raises(errors.DatasetError, match="does not exist") as info:
         ds.read_dataset(tmp_path / "nope")
+    assert info.value.reason == "missing"
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(errors.DatasetError, match="holds no shards") as info:
         ds.read_dataset(empty)
-    assert str(empty) in str(info.value) and "Append To Dataset" in str(info.value)
+    assert str(empty) in str(info.value) and info.value.reason == "empty"
 
 
 def test_only_broken_shards_raise_dataset_error_naming_them(ds, errors, tmp_path):
@@ -202,7 +203,7 @@ def test_sanitize_dataset_name(ds, name, expected):
 
 @pytest.mark.parametrize("name", ["", "   ", "..", "/", "***"])
 def test_unusable_dataset_names_raise(ds, errors, name):
-    with pytest.raises(errors.DatasetError, match="dataset name"):
+    with pytest.raises(errors.InvalidNameError, match="dataset name"):
         ds.sanitize_dataset_name(name)
 
 
@@ -218,11 +219,20 @@ def test_list_datasets(ds, tmp_path):
 
 
 def _captured(pack, samples: torch.Tensor, *, step: int, sigma: float, timestep: int, seed: int = 7) -> dict:
-    record = pack.avi_core.capture.make_record(
-        step=step, steps=50, sigma=sigma, timestep=timestep, num_timesteps=1000, scale_factor=0.18215,
-        seed=seed, batch=samples.shape[0], sampler="euler", scheduler="normal", shape=samples.shape,
+    record = pack.avi_core.latent.capture.make_record(
+        step=step,
+        steps=50,
+        sigma=sigma,
+        timestep=timestep,
+        num_timesteps=1000,
+        scale_factor=0.18215,
+        seed=seed,
+        batch=samples.shape[0],
+        sampler="euler",
+        scheduler="normal",
+        shape=samples.shape,
     )
-    return {"samples": samples, pack.avi_core.capture.CAPTURE_KEY: record, "batch_index": [0, 1]}
+    return {"samples": samples, pack.avi_core.latent.capture.CAPTURE_KEY: record, "batch_index": [0, 1]}
 
 
 def test_append_latent_pair_stores_paper_space_and_records(pack, ds, tmp_path):
@@ -241,7 +251,7 @@ def test_append_latent_pair_stores_paper_space_and_records(pack, ds, tmp_path):
 
 def test_append_latent_pair_refuses_bad_pairs(pack, ds, errors, tmp_path):
     xs = torch.randn(2, 4, 8, 8)
-    with pytest.raises(errors.CaptureRecordError, match="no AVI capture record"):
+    with pytest.raises(errors.CaptureRecordError, match="no capture record"):
         target = _captured(pack, xs, step=25, sigma=1.9, timestep=489)
         ds.append_latent_pair(tmp_path, {"samples": xs}, target)
     with pytest.raises(errors.CaptureRecordError, match="seed"):

@@ -33,7 +33,7 @@ def test_no_source_file_imports_the_host():
 
 def test_importing_avi_core_loads_no_host_module():
     code = (
-        "import sys, avi_core, avi_core.cli\n"
+        "import sys, avi_core, avi_core.app.cli\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {sorted(HOST_MODULES)!r}]\n"
         "print(bad); assert not bad"
     )

@@ -12,7 +12,7 @@ from avi_core import (
     compose,
     train_head,
 )
-from avi_core.loss import loss_from_bases
+from avi_core.avi.loss import loss_from_bases
 
 
 def test_head_shapes_and_architecture():
@@ -147,8 +147,9 @@ def test_exceptions_from_progress_propagate():
 
 def test_divergence_is_reported():
     x, z = synthetic_pairs(2, size=8)
-    with pytest.raises(NonFiniteError, match="learning rate"):
+    with pytest.raises(NonFiniteError, match="diverged") as info:
         train_head(x * 1e30, z * 1e30, progress=lambda *a: None, **_fast_kwargs(learning_rate=1e3))
+    assert info.value.reason == "diverged"
 
 
 def test_bad_training_inputs():

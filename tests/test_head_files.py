@@ -54,7 +54,7 @@ def test_write_is_atomic_and_leaves_no_temporaries(head, tmp_path, monkeypatch):
     def failing_save(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("avi_core.head_files.save_file", failing_save)
+    monkeypatch.setattr("avi_core.files.safetensors_io.save_file", failing_save)
     with pytest.raises(OSError):
         save_head(head, path)
     assert path.read_bytes() == before
@@ -76,8 +76,9 @@ def _rewrite(path, tensors=None, metadata=None):
 def test_newer_format_is_refused_with_update_advice(head, tmp_path):
     path = save_head(head, tmp_path / "h.safetensors")
     _rewrite(path, metadata={"format_version": str(HEAD_FORMAT_VERSION + 1)})
-    with pytest.raises(HeadVersionError, match="newer version.*Update"):
+    with pytest.raises(HeadVersionError, match="newer version") as info:
         load_head(path)
+    assert info.value.reason == "newer" and info.value.details["version"] == HEAD_FORMAT_VERSION + 1
 
 
 def test_truncated_file_is_refused(head, tmp_path):
@@ -143,7 +144,7 @@ def test_integer_tensors_are_refused(head, tmp_path):
 def test_other_safetensors_file_is_refused(tmp_path):
     path = tmp_path / "lora.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    with pytest.raises(HeadFileError, match="not an AVI head"):
+    with pytest.raises(HeadFileError, match="not an AVI attribute head"):
         load_head(path)
 
 

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from avi_core.errors import LatentFileError
-from avi_core.latent_files import (
+from avi_core.files.latent_files import (
     LATENT_KEY,
     LEGACY_SCALE,
     VERSION_MARKER,
@@ -64,6 +64,7 @@ def test_legacy_file_without_the_marker_is_rescaled_like_loadlatent(samples, tmp
 
 def test_write_replaces_atomically_and_leaves_no_temporary_files(samples, tmp_path):
     path = tmp_path / "sub" / "a.latent"
+    path.parent.mkdir()
     write_latent_file(path, samples)
     write_latent_file(path, samples * 2)
     assert torch.equal(read_latent_file(path), samples * 2)
@@ -96,7 +97,7 @@ def _refused(path, *words):
 
 
 def test_missing_file_is_refused(tmp_path):
-    _refused(tmp_path / "nope.latent", "does not exist")
+    _refused(tmp_path / "nope.latent", "no ComfyUI latent file at")
 
 
 def test_folder_is_refused(tmp_path):

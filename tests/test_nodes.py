@@ -19,9 +19,7 @@ SIGMA_X, SIGMA_Z, SCALE = 5.4, 1.9, 0.18215
 @pytest.fixture(scope="module")
 def core(pack):
     import avi_pack.avi_core as core
-    import avi_pack.avi_core.capture
-    import avi_pack.avi_core.datasets
-    import avi_pack.avi_core.head_info  # noqa: F401
+    import avi_pack.avi_core.avi.describe  # noqa: F401
 
     return core
 
@@ -285,7 +283,7 @@ def test_bad_rho_list_says_how_to_write_it(core, nodes, head):
 
 
 def test_nearest_step_on_the_normal_schedule():
-    from avi_pack.avi_core.capture import nearest_step, resolve_stop_step
+    from avi_pack.avi_core.latent.capture import nearest_step, resolve_stop_step
 
     # SD 2.1 `normal` scheduler, 50 steps: timesteps linspace(999, 0, 50), then a final sigma 0.
     timesteps = torch.linspace(999, 0, 50).tolist()
@@ -356,7 +354,7 @@ def test_unusable_head_names_are_refused(core, raw):
 
 
 def test_loss_plot_draws_four_coloured_lines(core):
-    from avi_pack.avi_core.loss_plot import COLORS, render_loss_plot
+    from avi_pack.avi_core.plots.loss_plot import COLORS, render_loss_plot
 
     steps = torch.arange(1, 101, dtype=torch.float32)
     history = torch.stack([10 / steps, 1 / steps.sqrt(), 0.1 * torch.ones(100), 5 * torch.exp(-steps / 30)], 1)

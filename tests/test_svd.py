@@ -7,10 +7,10 @@ import threading
 import pytest
 import torch
 
-import avi_core.svd as svd_module
+import avi_core.latent.svd as svd_module
 from avi_core.errors import NonFiniteError
-from avi_core.jacobi import jacobi_svd, tournament_schedule
-from avi_core.svd import (
+from avi_core.latent.jacobi import jacobi_svd, tournament_schedule
+from avi_core.latent.svd import (
     BACKENDS,
     ENV_VAR,
     auto_backend,
@@ -196,10 +196,10 @@ def test_auto_rule(monkeypatch):
 def test_nonfinite_input_is_refused():
     x = seeded(2, 6, 6, seed=10)
     x[1, 2, 3] = float("nan")
-    with pytest.raises(NonFiniteError, match="latent contains NaN/inf"):
+    with pytest.raises(NonFiniteError, match="latent contains NaN or infinity"):
         channel_svd(x)
     x[1, 2, 3] = float("inf")
-    with pytest.raises(NonFiniteError, match="latent contains NaN/inf"):
+    with pytest.raises(NonFiniteError, match="latent contains NaN or infinity"):
         channel_svd(x, backend="jacobi")
 
 

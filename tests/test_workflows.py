@@ -21,13 +21,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
 API_DIR = REPO_ROOT / "workflows" / "api"
 EXPECTED = {
-    "avi_learn_attribute", "avi_apply_attribute", "avi_rho_sweep", "avi_build_dataset",
+    "avi_learn_attribute",
+    "avi_apply_attribute",
+    "avi_rho_sweep",
+    "avi_build_dataset",
     "avi_train_from_dataset",
 }
 # The host's core nodes the workflows use (each must exist in ComfyUI's NODE_CLASS_MAPPINGS).
 CORE_NODE_NAMES = {
-    "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSamplerAdvanced", "VAEDecode",
-    "SaveImage", "PreviewImage", "PrimitiveInt", "PreviewAny",
+    "CheckpointLoaderSimple",
+    "CLIPTextEncode",
+    "EmptyLatentImage",
+    "KSamplerAdvanced",
+    "VAEDecode",
+    "SaveImage",
+    "PreviewImage",
+    "PrimitiveInt",
+    "PreviewAny",
 }
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -62,8 +72,11 @@ def specs(pack, tool) -> dict[str, dict[str, Any]]:
                     kind, opts["values"] = "COMBO", list(kind)
                 inputs.append((name, kind, opts))
         names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
-        out[node_id] = {"inputs": inputs, "outputs": list(zip(names, cls.RETURN_TYPES, strict=True)),
-                        "optional": list(types.get("optional", {}))}
+        out[node_id] = {
+            "inputs": inputs,
+            "outputs": list(zip(names, cls.RETURN_TYPES, strict=True)),
+            "optional": list(types.get("optional", {})),
+        }
     return out
 
 
@@ -105,8 +118,11 @@ def test_the_expected_workflows_are_there():
 
 
 def test_committed_files_are_what_the_builder_makes(tool):
-    stale = [str(p.relative_to(REPO_ROOT)) for p, text in tool.build_all().items()
-             if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    stale = [
+        str(p.relative_to(REPO_ROOT))
+        for p, text in tool.build_all().items()
+        if not p.is_file() or p.read_text(encoding="utf-8") != text
+    ]
     assert not stale, f"run python tools/build_workflows.py: out of date {stale}"
 
 
@@ -241,17 +257,16 @@ def _value(api: dict[str, Any], ref: Any) -> Any:
 @pytest.mark.parametrize("name", sorted(EXPECTED - {"avi_train_from_dataset"}))
 def test_sd21_defaults_and_paired_captures(name):
     api = _api(name)
-    (_, ckpt), = _of(api, "CheckpointLoaderSimple")
+    ((_, ckpt),) = _of(api, "CheckpointLoaderSimple")
     assert ckpt["inputs"]["ckpt_name"] == "v2-1_512-ema-pruned.safetensors"
-    (_, latent), = _of(api, "EmptyLatentImage")
+    ((_, latent),) = _of(api, "EmptyLatentImage")
     assert (latent["inputs"]["width"], latent["inputs"]["height"]) == (512, 512)
     captures = sorted(_of(api, "AVICaptureLatentAtStep"), key=lambda kv: -kv[1]["inputs"]["stop_at"])
     assert [c["inputs"]["stop_at"] for _, c in captures] == [0.8, 0.5]
     x, z = captures[0][1]["inputs"], captures[1][1]["inputs"]
     # the same seed: one source wired into both captures
     assert x["noise_seed"] == z["noise_seed"] and isinstance(x["noise_seed"], list)
-    for key in ("steps", "cfg", "sampler_name", "scheduler", "latent_image", "model", "negative",
-                "add_noise"):
+    for key in ("steps", "cfg", "sampler_name", "scheduler", "latent_image", "model", "negative", "add_noise"):
         assert x[key] == z[key], key
     assert _value(api, x["steps"]) == 50
     assert x["positive"] != z["positive"], "x and z must use the original and the target prompt"
@@ -266,8 +281,8 @@ def test_sd21_defaults_and_paired_captures(name):
 
 def test_apply_shows_the_unedited_image_beside_the_edit():
     api = _api("avi_apply_attribute")
-    (merge_id, merge), = _of(api, "AVIMerge")
-    (x_id, _), = [kv for kv in _of(api, "AVICaptureLatentAtStep") if kv[1]["inputs"]["stop_at"] == 0.8]
+    ((merge_id, merge),) = _of(api, "AVIMerge")
+    ((x_id, _),) = [kv for kv in _of(api, "AVICaptureLatentAtStep") if kv[1]["inputs"]["stop_at"] == 0.8]
     assert merge["inputs"]["original"] == [x_id, 0] and merge["inputs"]["rho"] == 1.0
     sources = {}
     for _, save in _of(api, "SaveImage"):
@@ -279,30 +294,33 @@ def test_apply_shows_the_unedited_image_beside_the_edit():
     saves = sorted((n for n in ui["nodes"] if n["type"] == "SaveImage"), key=lambda n: n["pos"][0])
     assert [n["title"] for n in saves] == ["Unedited", "Edited"]
     assert saves[0]["pos"][1] == saves[1]["pos"][1], "side by side"
-    (_, loader), = _of(api, "AVILoadAttributeHead")
+    ((_, loader),) = _of(api, "AVILoadAttributeHead")
     assert loader["inputs"]["head_name"] == "smile.safetensors"
 
 
 def test_rho_sweep_decodes_the_strip_as_one_batch(pack):
     api = _api("avi_rho_sweep")
-    (merge_id, merge), = _of(api, "AVIMerge")
-    rhos = pack.avi_core.capture.parse_rho_list(merge["inputs"]["rho_list"])
+    ((merge_id, merge),) = _of(api, "AVIMerge")
+    rhos = pack.avi_core.latent.capture.parse_rho_list(merge["inputs"]["rho_list"])
     assert rhos == [0.0, 0.25, 0.5, 0.75, 1.0]
-    (_, ks), = _of(api, "KSamplerAdvanced")
+    ((_, ks),) = _of(api, "KSamplerAdvanced")
     assert ks["inputs"]["latent_image"] == [merge_id, 0]
-    (_, save), = _of(api, "SaveImage")
+    ((_, save),) = _of(api, "SaveImage")
     assert api[save["inputs"]["images"][0]]["class_type"] == "VAEDecode"
 
 
 def test_learn_trains_on_the_captured_pairs():
     api = _api("avi_learn_attribute")
-    (_, train), = _of(api, "AVITrainAttributeHead")
+    ((_, train),) = _of(api, "AVITrainAttributeHead")
     caps = {c["inputs"]["stop_at"]: k for k, c in _of(api, "AVICaptureLatentAtStep")}
     assert train["inputs"]["original"] == [caps[0.8], 0] and train["inputs"]["target"] == [caps[0.5], 0]
     assert train["inputs"]["dataset"] == ""
     assert (train["inputs"]["epochs"], train["inputs"]["batch_size"], train["inputs"]["learning_rate"]) == (
-        5, 256, 0.001)
-    (_, preview), = _of(api, "PreviewImage")
+        5,
+        256,
+        0.001,
+    )
+    ((_, preview),) = _of(api, "PreviewImage")
     assert preview["inputs"]["images"][1] == 1, "the loss plot output"
 
 
@@ -311,11 +329,11 @@ def test_build_dataset_increments_the_seed_and_appends():
     seed = next(n for n in ui["nodes"] if n["type"] == "PrimitiveInt" and n["title"].startswith("seed"))
     assert seed["widgets_values"][1] == "increment"
     api = _api("avi_build_dataset")
-    (_, append), = _of(api, "AVIAppendToDataset")
+    ((_, append),) = _of(api, "AVIAppendToDataset")
     caps = {c["inputs"]["stop_at"]: k for k, c in _of(api, "AVICaptureLatentAtStep")}
     assert append["inputs"]["original"] == [caps[0.8], 0] and append["inputs"]["target"] == [caps[0.5], 0]
     train = _api("avi_train_from_dataset")
-    (_, node), = _of(train, "AVITrainAttributeHead")
+    ((_, node),) = _of(train, "AVITrainAttributeHead")
     assert node["inputs"]["dataset"] == append["inputs"]["dataset"]
     assert "original" not in node["inputs"] and "target" not in node["inputs"]
 
@@ -364,18 +382,22 @@ print("PROBE" + json.dumps(out))
 def test_core_nodes_match_the_real_host(tool):
     host = os.environ.get("COMFYUI_DIR", "").strip()
     if not host:
-        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout (with its .venv) to check the core nodes "
-                    "against it")
+        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout (with its .venv) to check the core nodes against it")
     python = Path(host) / ".venv" / "bin" / "python"
     if not python.is_file():
         python = Path(sys.executable)
     proc = subprocess.run(
-        [str(python), "-c", _HOST_PROBE], input=json.dumps(sorted(CORE_NODE_NAMES)), cwd=host,
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+        [str(python), "-c", _HOST_PROBE],
+        input=json.dumps(sorted(CORE_NODE_NAMES)),
+        cwd=host,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
     )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE")), None)
     assert line, f"host probe failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    real = json.loads(line[len("PROBE"):])
+    real = json.loads(line[len("PROBE") :])
     assert set(real) == CORE_NODE_NAMES, f"missing in the host: {CORE_NODE_NAMES - set(real)}"
     for name, spec in tool.CORE_NODES.items():
         got = real[name]

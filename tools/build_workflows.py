@@ -70,8 +70,7 @@ CORE_NODES: dict[str, dict[str, Any]] = {
         "inputs": [
             ("model", "MODEL", {}),
             ("add_noise", "COMBO", {"values": ["enable", "disable"]}),
-            ("noise_seed", "INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                                   "control_after_generate": True}),
+            ("noise_seed", "INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
             ("steps", "INT", {"default": 20, "min": 1, "max": 10000}),
             ("cfg", "FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0}),
             ("sampler_name", "COMBO", {"values": _SAMPLERS}),
@@ -243,19 +242,29 @@ class Workflow:
         self.links: list[Link] = []
         self.groups: list[dict[str, Any]] = []
 
-    def add(self, type_: str, pos: tuple[float, float], values: dict[str, Any] | None = None, *,
-            title: str | None = None, size: tuple[float, float] | None = None,
-            control: dict[str, str] | None = None, color: str | None = None,
-            bgcolor: str | None = None) -> Node:
+    def add(
+        self,
+        type_: str,
+        pos: tuple[float, float],
+        values: dict[str, Any] | None = None,
+        *,
+        title: str | None = None,
+        size: tuple[float, float] | None = None,
+        control: dict[str, str] | None = None,
+        color: str | None = None,
+        bgcolor: str | None = None,
+    ) -> Node:
         if type_ not in self.specs and type_ not in FRONTEND_ONLY:
             raise KeyError(f"unknown node type {type_}")
-        node = Node(len(self.nodes) + 1, type_, pos, dict(values or {}), title, size, dict(control or {}),
-                    color, bgcolor)
+        node = Node(
+            len(self.nodes) + 1, type_, pos, dict(values or {}), title, size, dict(control or {}), color, bgcolor
+        )
         self.nodes.append(node)
         return node
 
-    def note(self, text: str, pos: tuple[float, float], size: tuple[float, float] = (400, 240),
-             title: str = "Note") -> Node:
+    def note(
+        self, text: str, pos: tuple[float, float], size: tuple[float, float] = (400, 240), title: str = "Note"
+    ) -> Node:
         return self.add("Note", pos, {"text": text}, title=title, size=size, color="#432", bgcolor="#653")
 
     def connect(self, src: Node, src_slot: int, dst: Node, dst_name: str) -> None:
@@ -263,10 +272,16 @@ class Workflow:
         self.links.append(Link(len(self.links) + 1, src.id, src_slot, dst.id, dst_name, out_type))
 
     def group(self, title: str, bounding: tuple[float, float, float, float], color: str = "#3f789e") -> None:
-        self.groups.append({
-            "id": len(self.groups) + 1, "title": title, "bounding": list(bounding), "color": color,
-            "font_size": 24, "flags": {},
-        })
+        self.groups.append(
+            {
+                "id": len(self.groups) + 1,
+                "title": title,
+                "bounding": list(bounding),
+                "color": color,
+                "font_size": 24,
+                "flags": {},
+            }
+        )
 
     # --- serialisation ---------------------------------------------------------------------------------
 
@@ -303,9 +318,7 @@ class Workflow:
             missing = [n for n in widget_names if n not in node.values]
             unknown = [n for n in node.values if n not in widget_names]
             if missing or unknown:
-                raise ValueError(
-                    f"{self.name}: node {node.id} {node.type}: missing {missing}, unknown {unknown}"
-                )
+                raise ValueError(f"{self.name}: node {node.id} {node.type}: missing {missing}, unknown {unknown}")
             seen = [lk.dst_name for lk in self.links if lk.dst == node.id]
             if len(seen) != len(set(seen)):
                 raise ValueError(f"{self.name}: node {node.id} has an input connected twice")
@@ -337,9 +350,7 @@ class Workflow:
             if node.type not in FRONTEND_ONLY:
                 spec = self.specs[node.type]
                 for name, kind, widget in ui_inputs(spec):
-                    link = next(
-                        (lk.id for lk in self.links if lk.dst == node.id and lk.dst_name == name), None
-                    )
+                    link = next((lk.id for lk in self.links if lk.dst == node.id and lk.dst_name == name), None)
                     entry: dict[str, Any] = {"name": name, "localized_name": name, "type": kind, "link": link}
                     if widget:
                         entry["widget"] = {"name": name}
@@ -348,10 +359,15 @@ class Workflow:
                     item["inputs"].append(entry)
                 for slot, (name, kind) in enumerate(spec["outputs"]):
                     links = [lk.id for lk in self.links if lk.src == node.id and lk.src_slot == slot]
-                    item["outputs"].append({
-                        "name": name, "localized_name": name, "type": kind, "slot_index": slot,
-                        "links": links,
-                    })
+                    item["outputs"].append(
+                        {
+                            "name": name,
+                            "localized_name": name,
+                            "type": kind,
+                            "slot_index": slot,
+                            "links": links,
+                        }
+                    )
             nodes_json.append(item)
         links_json = []
         for lk in self.links:
@@ -412,28 +428,74 @@ def _base(wf: Workflow, *, batch: int, seed_control: str, x0: float = 0.0) -> di
     """Checkpoint, prompts, latent, shared seed and steps, and the two captures (x at 0.8T, z at 0.5T)."""
     n: dict[str, Node] = {}
     n["ckpt"] = wf.add("CheckpointLoaderSimple", (x0, 330), {"ckpt_name": CHECKPOINT}, size=(380, 100))
-    n["seed"] = wf.add("PrimitiveInt", (x0, 480), {"value": SEED}, title="seed (shared by every sampler)",
-                       control={"value": seed_control}, size=(380, 82))
-    n["steps"] = wf.add("PrimitiveInt", (x0, 610), {"value": STEPS}, title="steps (shared by every sampler)",
-                        control={"value": "fixed"}, size=(380, 82))
-    n["latent"] = wf.add("EmptyLatentImage", (x0, 740), {"width": 512, "height": 512, "batch_size": batch},
-                         size=(380, 110))
-    n["pos"] = wf.add("CLIPTextEncode", (x0 + 430, 0), {"text": ORIGINAL_PROMPT}, title="Original prompt (x)",
-                      color="#232", bgcolor="#353")
-    n["target"] = wf.add("CLIPTextEncode", (x0 + 430, 210), {"text": TARGET_PROMPT},
-                         title="Target prompt (z): the attribute", color="#223", bgcolor="#335")
-    n["neg"] = wf.add("CLIPTextEncode", (x0 + 430, 420), {"text": NEGATIVE_PROMPT}, title="Negative prompt",
-                      color="#322", bgcolor="#533")
+    n["seed"] = wf.add(
+        "PrimitiveInt",
+        (x0, 480),
+        {"value": SEED},
+        title="seed (shared by every sampler)",
+        control={"value": seed_control},
+        size=(380, 82),
+    )
+    n["steps"] = wf.add(
+        "PrimitiveInt",
+        (x0, 610),
+        {"value": STEPS},
+        title="steps (shared by every sampler)",
+        control={"value": "fixed"},
+        size=(380, 82),
+    )
+    n["latent"] = wf.add(
+        "EmptyLatentImage", (x0, 740), {"width": 512, "height": 512, "batch_size": batch}, size=(380, 110)
+    )
+    n["pos"] = wf.add(
+        "CLIPTextEncode",
+        (x0 + 430, 0),
+        {"text": ORIGINAL_PROMPT},
+        title="Original prompt (x)",
+        color="#232",
+        bgcolor="#353",
+    )
+    n["target"] = wf.add(
+        "CLIPTextEncode",
+        (x0 + 430, 210),
+        {"text": TARGET_PROMPT},
+        title="Target prompt (z): the attribute",
+        color="#223",
+        bgcolor="#335",
+    )
+    n["neg"] = wf.add(
+        "CLIPTextEncode",
+        (x0 + 430, 420),
+        {"text": NEGATIVE_PROMPT},
+        title="Negative prompt",
+        color="#322",
+        bgcolor="#533",
+    )
     for key in ("pos", "target", "neg"):
         wf.connect(n["ckpt"], 1, n[key], "clip")
     capture_values = {
-        "add_noise": "enable", "noise_seed": SEED, "steps": STEPS, "cfg": CFG, "sampler_name": SAMPLER,
-        "scheduler": SCHEDULER, "stop_step": 0,
+        "add_noise": "enable",
+        "noise_seed": SEED,
+        "steps": STEPS,
+        "cfg": CFG,
+        "sampler_name": SAMPLER,
+        "scheduler": SCHEDULER,
+        "stop_step": 0,
     }
-    n["cap_x"] = wf.add("AVICaptureLatentAtStep", (x0 + 880, 0), {**capture_values, "stop_at": 0.8},
-                        title="Capture x: original prompt at 0.8T", control={"noise_seed": "fixed"})
-    n["cap_z"] = wf.add("AVICaptureLatentAtStep", (x0 + 880, 380), {**capture_values, "stop_at": 0.5},
-                        title="Capture z: target prompt at 0.5T", control={"noise_seed": "fixed"})
+    n["cap_x"] = wf.add(
+        "AVICaptureLatentAtStep",
+        (x0 + 880, 0),
+        {**capture_values, "stop_at": 0.8},
+        title="Capture x: original prompt at 0.8T",
+        control={"noise_seed": "fixed"},
+    )
+    n["cap_z"] = wf.add(
+        "AVICaptureLatentAtStep",
+        (x0 + 880, 380),
+        {**capture_values, "stop_at": 0.5},
+        title="Capture z: target prompt at 0.5T",
+        control={"noise_seed": "fixed"},
+    )
     for key, prompt in (("cap_x", "pos"), ("cap_z", "target")):
         wf.connect(n["ckpt"], 0, n[key], "model")
         wf.connect(n[prompt], 0, n[key], "positive")
@@ -448,11 +510,23 @@ def _base(wf: Workflow, *, batch: int, seed_control: str, x0: float = 0.0) -> di
 
 def _resume(wf: Workflow, n: dict[str, Node], latent: Node, pos: tuple[float, float], title: str) -> Node:
     """A KSamplerAdvanced resuming at x's captured step with the original prompt, noise off."""
-    ks = wf.add("KSamplerAdvanced", pos, {
-        "add_noise": "disable", "noise_seed": SEED, "steps": STEPS, "cfg": CFG, "sampler_name": SAMPLER,
-        "scheduler": SCHEDULER, "start_at_step": 10, "end_at_step": 10000,
-        "return_with_leftover_noise": "disable",
-    }, title=title, control={"noise_seed": "fixed"})
+    ks = wf.add(
+        "KSamplerAdvanced",
+        pos,
+        {
+            "add_noise": "disable",
+            "noise_seed": SEED,
+            "steps": STEPS,
+            "cfg": CFG,
+            "sampler_name": SAMPLER,
+            "scheduler": SCHEDULER,
+            "start_at_step": 10,
+            "end_at_step": 10000,
+            "return_with_leftover_noise": "disable",
+        },
+        title=title,
+        control={"noise_seed": "fixed"},
+    )
     wf.connect(n["ckpt"], 0, ks, "model")
     wf.connect(n["pos"], 0, ks, "positive")
     wf.connect(n["neg"], 0, ks, "negative")
@@ -489,16 +563,32 @@ def learn_attribute(specs: dict[str, dict[str, Any]]) -> Workflow:
         "used 500-5000, see the 'build a dataset' workflow).\n"
         "4. Train Attribute Head: set name (the file models/avi_heads/<name>.safetensors) and a "
         "description. The paper's settings are the defaults.\n"
-        "5. Queue. The loss plot shows the four loss terms; then open 'apply an attribute'.\n\n"
-        + CAPTURE_NOTE,
-        (0, -20), size=(380, 300), title="Read me: learn an attribute",
+        "5. Queue. The loss plot shows the four loss terms; then open 'apply an attribute'.\n\n" + CAPTURE_NOTE,
+        (0, -20),
+        size=(380, 300),
+        title="Read me: learn an attribute",
     )
     n = _base(wf, batch=8, seed_control="fixed")
-    train = wf.add("AVITrainAttributeHead", (1240, 0), {
-        "name": ATTRIBUTE, "description": f"'{ORIGINAL_PROMPT}' -> '{TARGET_PROMPT}'", "epochs": 5,
-        "batch_size": 256, "learning_rate": 0.001, "k": 0, "lambda1": 3.0, "lambda2": 10.0, "lambda3": 10.0,
-        "lambda4": 10.0, "hidden": 4096, "seed": 0, "dataset": "",
-    }, control={"seed": "fixed"})
+    train = wf.add(
+        "AVITrainAttributeHead",
+        (1240, 0),
+        {
+            "name": ATTRIBUTE,
+            "description": f"'{ORIGINAL_PROMPT}' -> '{TARGET_PROMPT}'",
+            "epochs": 5,
+            "batch_size": 256,
+            "learning_rate": 0.001,
+            "k": 0,
+            "lambda1": 3.0,
+            "lambda2": 10.0,
+            "lambda3": 10.0,
+            "lambda4": 10.0,
+            "hidden": 4096,
+            "seed": 0,
+            "dataset": "",
+        },
+        control={"seed": "fixed"},
+    )
     wf.connect(n["cap_x"], 0, train, "original")
     wf.connect(n["cap_z"], 0, train, "target")
     plot = wf.add("PreviewImage", (1680, 0), title="Loss plot (L1..L4 per step)", size=(520, 430))
@@ -506,7 +596,9 @@ def learn_attribute(specs: dict[str, dict[str, Any]]) -> Workflow:
     wf.note(
         "To train on a dataset instead (many queue runs of 'build a dataset'): disconnect 'original' and "
         "'target' and type the dataset's name into 'dataset'.",
-        (1240, 470), size=(400, 120), title="Note: training from a dataset",
+        (1240, 470),
+        size=(400, 120),
+        title="Note: training from a dataset",
     )
     wf.group("Train the head: models/avi_heads/<name>.safetensors", (1220, -80, 1000, 720), color="#A88")
     return wf
@@ -523,7 +615,9 @@ def apply_attribute(specs: dict[str, dict[str, Any]]) -> Workflow:
         "k = 0 uses the head's; mode paper = Algorithm 1, anchored = rho 0 gives back x exactly.\n"
         "5. Queue: the unedited image (same seed, same x) and the edit appear side by side.\n"
         "Change the seed for another image.\n\n" + CAPTURE_NOTE,
-        (0, -20), size=(380, 300), title="Read me: apply an attribute",
+        (0, -20),
+        size=(380, 300),
+        title="Read me: apply an attribute",
     )
     n = _base(wf, batch=1, seed_control="fixed")
     head = wf.add("AVILoadAttributeHead", (1240, 0), {"head_name": f"{ATTRIBUTE}.safetensors"})
@@ -537,10 +631,8 @@ def apply_attribute(specs: dict[str, dict[str, Any]]) -> Workflow:
     plain = _resume(wf, n, n["cap_x"], (1600, 400), "Resume x unedited (original prompt)")
     dec_edit = _decode(wf, n, edited, (1960, 0))
     dec_plain = _decode(wf, n, plain, (1960, 400))
-    save_plain = wf.add("SaveImage", (2200, 0), {"filename_prefix": "AVI/unedited"}, title="Unedited",
-                        size=(420, 480))
-    save_edit = wf.add("SaveImage", (2640, 0), {"filename_prefix": "AVI/edited"}, title="Edited",
-                       size=(420, 480))
+    save_plain = wf.add("SaveImage", (2200, 0), {"filename_prefix": "AVI/unedited"}, title="Unedited", size=(420, 480))
+    save_edit = wf.add("SaveImage", (2640, 0), {"filename_prefix": "AVI/edited"}, title="Edited", size=(420, 480))
     wf.connect(dec_plain, 0, save_plain, "images")
     wf.connect(dec_edit, 0, save_edit, "images")
     wf.group("Merge with the head", (1220, -80, 360, 660), color="#A88")
@@ -560,20 +652,29 @@ def rho_sweep(specs: dict[str, dict[str, Any]]) -> Workflow:
         "rho is ignored while rho_list is filled.\n"
         "3. The whole sweep is one batch: the sampler resumes it and Save Image shows it in order.\n"
         "mode anchored makes the rho = 0 image the unedited one.\n\n" + CAPTURE_NOTE,
-        (0, -20), size=(380, 300), title="Read me: rho sweep",
+        (0, -20),
+        size=(380, 300),
+        title="Read me: rho sweep",
     )
     n = _base(wf, batch=1, seed_control="fixed")
     head = wf.add("AVILoadAttributeHead", (1240, 0), {"head_name": f"{ATTRIBUTE}.safetensors"})
-    merge = wf.add("AVIMerge", (1240, 140), {
-        "rho": 1.0, "k": 0, "mode": "paper", "rho_list": "0, 0.25, 0.5, 0.75, 1",
-    }, title="AVI Merge (rho sweep)")
+    merge = wf.add(
+        "AVIMerge",
+        (1240, 140),
+        {
+            "rho": 1.0,
+            "k": 0,
+            "mode": "paper",
+            "rho_list": "0, 0.25, 0.5, 0.75, 1",
+        },
+        title="AVI Merge (rho sweep)",
+    )
     wf.connect(n["cap_x"], 0, merge, "original")
     wf.connect(n["cap_z"], 0, merge, "target")
     wf.connect(head, 0, merge, "head")
     ks = _resume(wf, n, merge, (1600, 0), "Resume the sweep (original prompt)")
     dec = _decode(wf, n, ks, (1960, 0))
-    save = wf.add("SaveImage", (2200, 0), {"filename_prefix": "AVI/rho_sweep"}, title="rho sweep",
-                  size=(900, 480))
+    save = wf.add("SaveImage", (2200, 0), {"filename_prefix": "AVI/rho_sweep"}, title="rho sweep", size=(900, 480))
     wf.connect(dec, 0, save, "images")
     wf.group("Merge at every rho of the list, resume as one batch", (1220, -80, 1900, 600), color="#A88")
     return wf
@@ -592,7 +693,9 @@ def build_dataset(specs: dict[str, dict[str, Any]]) -> Workflow:
         "Train Attribute Head.\n\n"
         "Several ComfyUI instances may fill the same dataset at once. A damaged file is skipped with a "
         "warning at training time.\n\n" + CAPTURE_NOTE,
-        (0, -20), size=(380, 300), title="Read me: build a dataset",
+        (0, -20),
+        size=(380, 300),
+        title="Read me: build a dataset",
     )
     n = _base(wf, batch=4, seed_control="increment")
     append = wf.add("AVIAppendToDataset", (1240, 0), {"dataset": ATTRIBUTE})
@@ -612,13 +715,30 @@ def train_from_dataset(specs: dict[str, dict[str, Any]]) -> Workflow:
         "2. name: the head file to write (models/avi_heads/<name>.safetensors).\n"
         "3. Queue. No checkpoint is loaded: the pairs were captured already. Damaged dataset files are "
         "skipped with a warning in the console.",
-        (0, -20), size=(380, 240), title="Read me: train from a dataset",
+        (0, -20),
+        size=(380, 240),
+        title="Read me: train from a dataset",
     )
-    train = wf.add("AVITrainAttributeHead", (430, 0), {
-        "name": ATTRIBUTE, "description": f"'{ORIGINAL_PROMPT}' -> '{TARGET_PROMPT}'", "epochs": 5,
-        "batch_size": 256, "learning_rate": 0.001, "k": 0, "lambda1": 3.0, "lambda2": 10.0, "lambda3": 10.0,
-        "lambda4": 10.0, "hidden": 4096, "seed": 0, "dataset": ATTRIBUTE,
-    }, control={"seed": "fixed"})
+    train = wf.add(
+        "AVITrainAttributeHead",
+        (430, 0),
+        {
+            "name": ATTRIBUTE,
+            "description": f"'{ORIGINAL_PROMPT}' -> '{TARGET_PROMPT}'",
+            "epochs": 5,
+            "batch_size": 256,
+            "learning_rate": 0.001,
+            "k": 0,
+            "lambda1": 3.0,
+            "lambda2": 10.0,
+            "lambda3": 10.0,
+            "lambda4": 10.0,
+            "hidden": 4096,
+            "seed": 0,
+            "dataset": ATTRIBUTE,
+        },
+        control={"seed": "fixed"},
+    )
     plot = wf.add("PreviewImage", (870, 0), title="Loss plot (L1..L4 per step)", size=(520, 430))
     wf.connect(train, 1, plot, "images")
     return wf
@@ -650,9 +770,7 @@ def build_all() -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--check", action="store_true", help="compare with the committed files, write nothing"
-    )
+    parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
     args = parser.parse_args(argv)
     files = build_all()
     stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]

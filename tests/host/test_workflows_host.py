@@ -39,8 +39,16 @@ VAE_CONFIG = {
     "params": {
         "embed_dim": 4,
         "ddconfig": {
-            "double_z": True, "z_channels": 4, "resolution": IMAGE_SIZE, "in_channels": 3, "out_ch": 3,
-            "ch": 32, "ch_mult": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+            "double_z": True,
+            "z_channels": 4,
+            "resolution": IMAGE_SIZE,
+            "in_channels": 3,
+            "out_ch": 3,
+            "ch": 32,
+            "ch_mult": [1, 1, 1, 1],
+            "num_res_blocks": 1,
+            "attn_resolutions": [],
+            "dropout": 0.0,
         },
     }
 }
@@ -186,8 +194,11 @@ def run(host, prompt: dict[str, Any]) -> dict[str, Any]:
 
 
 def node_id(prompt: dict[str, Any], class_type: str, title: str | None = None) -> str:
-    ids = [k for k, v in prompt.items()
-           if v["class_type"] == class_type and (title is None or v["_meta"]["title"] == title)]
+    ids = [
+        k
+        for k, v in prompt.items()
+        if v["class_type"] == class_type and (title is None or v["_meta"]["title"] == title)
+    ]
     assert len(ids) == 1, (class_type, title, ids)
     return ids[0]
 
@@ -258,11 +269,12 @@ def test_rho_sweep_decodes_five_images(host):
 
 
 def test_build_dataset_then_train_from_it(host, pack, caplog):
-    datasets = pack.avi_core.datasets
+    datasets = pack.avi_core.files.datasets
     root = Path(host["folder_paths"].get_folder_paths("avi_datasets")[0])
     prompt = load_api("avi_build_dataset")
-    seed_node = next(k for k, v in prompt.items()
-                     if v["class_type"] == "PrimitiveInt" and v["_meta"]["title"].startswith("seed"))
+    seed_node = next(
+        k for k, v in prompt.items() if v["class_type"] == "PrimitiveInt" and v["_meta"]["title"].startswith("seed")
+    )
     summaries = []
     for run_index in range(3):  # three queue runs, the seed incremented as the workflow's control says
         prompt[seed_node]["inputs"]["value"] = 42 + run_index

@@ -34,8 +34,13 @@ WORKFLOWS_DIR = REPO_ROOT / "workflows"
 PACK_FOLDER_NAME = "avi-attribute-vectors"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 PLACEHOLDER_MODELS = {
     "checkpoints": ["v2-1_512-ema-pruned.safetensors"],
@@ -75,8 +80,10 @@ def chromium_path() -> str | None:
 def what_is_missing() -> str | None:
     """None when the page check can run, else a message saying what to install or set."""
     if comfyui_dir() is None:
-        return ("page test: set COMFYUI_DIR to a ComfyUI checkout with its venv (.venv) holding the pinned "
-                "comfyui-frontend-package, e.g. COMFYUI_DIR=/path/to/ComfyUI python -m pytest tests/page")
+        return (
+            "page test: set COMFYUI_DIR to a ComfyUI checkout with its venv (.venv) holding the pinned "
+            "comfyui-frontend-package, e.g. COMFYUI_DIR=/path/to/ComfyUI python -m pytest tests/page"
+        )
     if chromium_path() is None:
         return "page test: install Chromium (apt-get install -y chromium) or set AVI_CHROMIUM to its path"
     try:
@@ -128,8 +135,17 @@ def comfy_server(host: Path, log_path: Path) -> Iterator[tuple[str, Path]]:
         settings.write_text(json.dumps(PAGE_SETTINGS))
         port = free_port()
         cmd = [
-            str(host_python(host)), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-            "--base-directory", str(base), "--database-url", "sqlite:///:memory:",
+            str(host_python(host)),
+            "main.py",
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--base-directory",
+            str(base),
+            "--database-url",
+            "sqlite:///:memory:",
         ]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         with open(log_path, "w") as log:
@@ -250,9 +266,7 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
             page.goto(url + "/", wait_until="load")
-            page.wait_for_function(
-                "() => window.app && window.app.graph && window.LiteGraph", timeout=180_000
-            )
+            page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph", timeout=180_000)
             page.wait_for_timeout(2000)
             frontend = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ || null")
             object_info = http_json(url + "/object_info", timeout=120)
@@ -310,9 +324,9 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
             results["_template_browser"] = {
                 "listed": listed,
                 "served_card_images": sorted(
-                    name for name in listed
-                    if http_content_type(f"{url}/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg")
-                    == "image/jpeg"
+                    name
+                    for name in listed
+                    if http_content_type(f"{url}/api/workflow_templates/{PACK_FOLDER_NAME}/{name}.jpg") == "image/jpeg"
                 ),
                 **_open_template_browser(page, screenshots / "template_browser.png"),
             }
@@ -329,13 +343,10 @@ def _open_template_browser(page, shot: Path) -> dict[str, Any]:
     page.get_by_text(PACK_FOLDER_NAME, exact=True).first.click()
     page.wait_for_timeout(2500)  # the card images (workflows/<name>.jpg) load
     page.screenshot(path=str(shot))
-    text = page.evaluate(
-        "() => [...document.querySelectorAll('.p-dialog')].map((d) => d.innerText).join('\\n')"
-    )
+    text = page.evaluate("() => [...document.querySelectorAll('.p-dialog')].map((d) => d.innerText).join('\\n')")
     cards = sorted({line.strip() for line in text.splitlines() if line.strip().startswith("avi_")})
     loaded = page.evaluate(
-        "() => [...document.querySelectorAll('.p-dialog img')]"
-        ".filter((i) => i.complete && i.naturalWidth > 0).length"
+        "() => [...document.querySelectorAll('.p-dialog img')].filter((i) => i.complete && i.naturalWidth > 0).length"
     )
     page.keyboard.press("Escape")
     return {"dialog_cards": cards, "card_images_loaded": loaded, "screenshot": str(shot)}
@@ -358,11 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         if name.startswith("_"):
             print(name, item)
             continue
-        print(f"{name}: {item['nodes_on_page']}/{item['nodes_in_file']} nodes, "
-              f"unknown {item['unknown_types']}, errors {item['nodes_with_errors']}, "
-              f"dialogs {item['dialogs']}, "
-              f"prompt = API twin: {item['queued_prompt_matches_api_twin']}, "
-              f"server: {'error' if item['server_validation'].get('error') else 'accepted'}")
+        print(
+            f"{name}: {item['nodes_on_page']}/{item['nodes_in_file']} nodes, "
+            f"unknown {item['unknown_types']}, errors {item['nodes_with_errors']}, "
+            f"dialogs {item['dialogs']}, "
+            f"prompt = API twin: {item['queued_prompt_matches_api_twin']}, "
+            f"server: {'error' if item['server_validation'].get('error') else 'accepted'}"
+        )
     return 0
 
 

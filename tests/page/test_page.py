@@ -45,10 +45,12 @@ def page(tmp_path_factory):
     print(f"\npage report: {report}")
     for name, item in results.items():
         if not name.startswith("_"):
-            print(f"{name}: {item['nodes_on_page']}/{item['nodes_in_file']} nodes, "
-                  f"unknown {item['unknown_types']}, in error {item['nodes_with_errors']}, "
-                  f"dialogs {[d[:80] for d in item['dialogs']]}, "
-                  f"queued prompt = API twin: {item['queued_prompt_matches_api_twin']}")
+            print(
+                f"{name}: {item['nodes_on_page']}/{item['nodes_in_file']} nodes, "
+                f"unknown {item['unknown_types']}, in error {item['nodes_with_errors']}, "
+                f"dialogs {[d[:80] for d in item['dialogs']]}, "
+                f"queued prompt = API twin: {item['queued_prompt_matches_api_twin']}"
+            )
     if os.environ.get("AVI_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         for path in WORKFLOWS:

@@ -6,10 +6,10 @@ import logging
 
 import torch
 
-from ..avi_core.capture import CAPTURE_KEY, check_additive_noise, make_record, resolve_stop_step
-from ..avi_core.errors import UnsupportedModelError
-from . import host
-from .common import CATEGORY
+from ...avi_core.errors import UnsupportedModelError
+from ...avi_core.latent.capture import CAPTURE_KEY, check_additive_noise, make_record, resolve_stop_step
+from .. import host
+from ..common import CATEGORY
 
 logger = logging.getLogger("avi.nodes.capture")
 

@@ -34,13 +34,13 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .atomic import write_atomically
-from .head import AttributeHead
-from .merge import merge
+from ..avi.head import AttributeHead
+from ..avi.merge import merge
+from ..avi.training import train_head
+from ..files.atomic import write_atomically
+from ..latent.svd import BACKENDS, ENV_VAR, channel_svd, resolve_backend
+from ..version import __version__
 from .progress import TerminalProgress
-from .svd import BACKENDS, ENV_VAR, channel_svd, resolve_backend
-from .training import train_head
 
 logger = logging.getLogger("avi.bench")
 
@@ -525,5 +525,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2) + "\n"
     write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import ParameterError
+
 SigmaLike = float | Sequence[float] | torch.Tensor
 
 # The latent scale factor of SD 1.x/2.x (SDXL: 0.13025). Nodes read it from the model; this is the CLI default.
@@ -29,7 +31,11 @@ def _work_dtype(t: torch.Tensor) -> torch.dtype:
 def _check_scale_factor(scale_factor: float) -> float:
     scale = float(scale_factor)
     if not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale_factor must be a positive finite number (0.18215 for SD 1.x/2.x), got {scale_factor}")
+        raise ParameterError(
+            f"scale_factor must be a positive finite number (0.18215 for SD 1.x/2.x), got {scale_factor}",
+            name="scale_factor",
+            value=scale_factor,
+        )
     return scale
 
 
@@ -37,12 +43,14 @@ def _variance_factor(sigma: SigmaLike, like: torch.Tensor) -> torch.Tensor:
     """sqrt(1 + sigma^2), shaped to broadcast over `like` [B, ...] (one sigma, or one per batch item)."""
     sig = torch.as_tensor(sigma, dtype=torch.float64, device=like.device)
     if not torch.isfinite(sig).all() or (sig < 0).any():
-        raise ValueError(f"sigma must be finite and >= 0, got {sig.tolist()}")
+        raise ParameterError(f"sigma must be finite and >= 0, got {sig.tolist()}", name="sigma", value=sig.tolist())
     if sig.dim() > 1:
-        raise ValueError(f"sigma must be a number or one value per batch item, got shape {tuple(sig.shape)}")
+        raise ParameterError(
+            f"sigma must be a number or one value per batch item, got shape {tuple(sig.shape)}", name="sigma"
+        )
     if sig.dim() == 1:
         if like.dim() == 0 or sig.shape[0] not in (1, like.shape[0]):
-            raise ValueError(
+            raise ParameterError(
                 f"got {sig.shape[0]} sigmas for a batch of {like.shape[0] if like.dim() else 0} latents; "
                 "give one sigma, or one per batch item"
             )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import time
 from collections import Counter
@@ -39,10 +38,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..errors import DatasetError, NonFiniteError, ShapeMismatchError
+from ..latent.pairs import latent_pair_to_paper
 from .atomic import atomic_path
-from .capture import check_pair, get_record
-from .conventions import to_paper_space
-from .errors import DatasetError, NonFiniteError, ShapeMismatchError
+from .names import sanitize_name
 
 logger = logging.getLogger("avi.datasets")
 
@@ -50,8 +49,6 @@ SHARD_FORMAT = "avi-dataset-shard"
 SHARD_FORMAT_VERSION = 1
 SHARD_SUFFIX = ".safetensors"
 SHARD_PREFIX = "shard-"
-
-_NAME_OK = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 @dataclass
@@ -79,8 +76,7 @@ class Dataset:
         """One line for a log or a node's STRING output."""
         _, c, h, w = self.x.shape
         text = (
-            f"dataset '{self.folder.name}': {self.pairs} pairs of {c}x{h}x{w} latents "
-            f"from {len(self.shards)} shard(s)"
+            f"dataset '{self.folder.name}': {self.pairs} pairs of {c}x{h}x{w} latents from {len(self.shards)} shard(s)"
         )
         if self.skipped:
             text += f", {len(self.skipped)} shard(s) skipped"
@@ -88,21 +84,8 @@ class Dataset:
 
 
 def sanitize_dataset_name(name: str) -> str:
-    """A dataset name safe to use as one folder name: no path separators, no '..', no leading dot.
-
-    Characters other than letters, digits, '.', '_', '-' and space become '_'. Raises DatasetError
-    when nothing usable is left.
-    """
-    if not isinstance(name, str):
-        raise DatasetError(f"dataset name must be text, got {type(name).__name__}")
-    cleaned = _NAME_OK.sub("_", name.strip())
-    cleaned = re.sub(r"_+", "_", cleaned.replace("..", "_")).strip(" ._")
-    if not cleaned:
-        raise DatasetError(
-            f"dataset name {name!r} has no usable characters; use letters, digits, '-', '_' "
-            "(for example 'smile')"
-        )
-    return cleaned[:120]
+    """A dataset name safe as one folder name (`files.names.sanitize_name`); InvalidNameError if none is left."""
+    return sanitize_name(name, "dataset")
 
 
 def dataset_folder(root: str | os.PathLike[str], name: str) -> Path:
@@ -132,9 +115,7 @@ def _shard_paths(folder: Path) -> list[Path]:
         entries = list(folder.iterdir())
     except OSError:
         return []
-    return sorted(
-        p for p in entries if p.suffix == SHARD_SUFFIX and not p.name.startswith(".") and p.is_file()
-    )
+    return sorted(p for p in entries if p.suffix == SHARD_SUFFIX and not p.name.startswith(".") and p.is_file())
 
 
 def count_pairs(folder: str | os.PathLike[str]) -> tuple[int, int]:
@@ -158,9 +139,7 @@ def _check_pairs(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.
         if not isinstance(t, torch.Tensor):
             raise ShapeMismatchError(f"{label} must be a tensor [P, C, H, W], got {type(t).__name__}")
         if t.dim() != 4:
-            raise ShapeMismatchError(
-                f"{label} must be a batch of latents [P, C, H, W], got shape {tuple(t.shape)}"
-            )
+            raise ShapeMismatchError(f"{label} must be a batch of latents [P, C, H, W], got shape {tuple(t.shape)}")
         if t.shape[0] == 0:
             raise ShapeMismatchError(f"{label} holds no latents (batch size 0); capture at least one pair")
         if not t.is_floating_point():
@@ -184,9 +163,7 @@ def _shard_name() -> str:
     return f"{SHARD_PREFIX}{stamp}{micro}-{os.getpid()}-{secrets.token_hex(4)}{SHARD_SUFFIX}"
 
 
-def append_shard(
-    folder: str | os.PathLike[str], x: torch.Tensor, z: torch.Tensor, records: Any = None
-) -> Path:
+def append_shard(folder: str | os.PathLike[str], x: torch.Tensor, z: torch.Tensor, records: Any = None) -> Path:
     """Write one shard of pairs into the dataset `folder` (created if missing); return its path.
 
     x, z: PAPER-SPACE latents `[P, C, H, W]` (convert ComfyUI latents with `to_paper_space` first),
@@ -218,26 +195,7 @@ def append_shard(
     return final
 
 
-def latent_pair_to_paper(
-    original: Mapping[str, Any], target: Mapping[str, Any]
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """Captured ComfyUI LATENT dicts (x at Tx, z at Tz, same seed) -> paper-space x, z and their records.
-
-    Each latent must carry the capture record of 'AVI Capture Latent at Step'; the pair is checked with
-    `capture.check_pair` (same seed and batch, x noisier than z). Returns x, z float32 `[P, C, H, W]` on
-    the CPU and `{"x": x_record, "z": z_record}`.
-    """
-    x_record = get_record(original, "original")
-    z_record = get_record(target, "target")
-    check_pair(x_record, z_record)
-    x = to_paper_space(original["samples"].detach().cpu(), x_record["sigma"], x_record["scale_factor"])
-    z = to_paper_space(target["samples"].detach().cpu(), z_record["sigma"], z_record["scale_factor"])
-    return x.float(), z.float(), {"x": x_record, "z": z_record}
-
-
-def append_latent_pair(
-    folder: str | os.PathLike[str], original: Mapping[str, Any], target: Mapping[str, Any]
-) -> Path:
+def append_latent_pair(folder: str | os.PathLike[str], original: Mapping[str, Any], target: Mapping[str, Any]) -> Path:
     """Convert a captured pair of ComfyUI LATENTs to paper space and append it as one shard."""
     x, z, records = latent_pair_to_paper(original, target)
     return append_shard(folder, x, z, records)
@@ -285,15 +243,11 @@ def read_dataset(folder: str | os.PathLike[str], *, device: torch.device | str |
     """
     base = Path(folder)
     if not base.is_dir():
-        raise DatasetError(
-            f"dataset folder {base} does not exist; build it first with the 'AVI Append To Dataset' node "
-            "(queue the 'build a dataset' workflow a few times) or check the dataset name"
-        )
+        raise DatasetError(f"the dataset folder {base} does not exist", reason="missing", folder=str(base))
     paths = _shard_paths(base)
     if not paths:
         raise DatasetError(
-            f"dataset folder {base} holds no shards (*.safetensors); queue the 'build a dataset' workflow "
-            "(AVI Append To Dataset) at least once before training from it"
+            f"the dataset folder {base} holds no shards (*.safetensors)", reason="empty", folder=str(base)
         )
     loaded: list[tuple[Path, torch.Tensor, torch.Tensor, Any]] = []
     skipped: list[tuple[Path, str]] = []
@@ -329,8 +283,7 @@ def read_dataset(folder: str | os.PathLike[str], *, device: torch.device | str |
     if not loaded:
         reasons = "; ".join(f"{p.name}: {r}" for p, r in skipped)
         raise DatasetError(
-            f"dataset folder {base} has no usable shard ({reasons}); delete the broken shards and queue "
-            "the 'build a dataset' workflow again"
+            f"the dataset folder {base} has no usable shard ({reasons})", reason="unusable", folder=str(base)
         )
     x = torch.cat([item[1] for item in loaded])
     z = torch.cat([item[2] for item in loaded])

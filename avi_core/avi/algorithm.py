@@ -17,21 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ShapeMismatchError
-from .svd import channel_svd
-
-
-def check_k(k: int, rank: int) -> int:
-    """Validate k (x directions kept whole) against the rank r = min(H, W); returns it as int."""
-    if isinstance(k, bool) or int(k) != k:
-        raise ShapeMismatchError(f"k must be an integer, got {k!r}")
-    k = int(k)
-    if not 1 <= k <= rank - 1:
-        raise ShapeMismatchError(
-            f"k = {k} is out of range for latents of rank {rank}: choose k between 1 and {rank - 1} "
-            f"(the paper uses r/2 = {rank // 2})"
-        )
-    return k
+from ..errors import ShapeMismatchError
+from ..latent.svd import channel_svd
+from .head import check_k
 
 
 def blend_bases(
@@ -51,7 +39,8 @@ def blend_bases(
     if u_z.shape[-2:] != u_x.shape[-2:] or vh_z.shape[-2:] != vh_x.shape[-2:]:
         raise ShapeMismatchError(
             f"x and z channel matrices differ in size: x bases {tuple(u_x.shape[-2:])}/{tuple(vh_x.shape[-2:])}, "
-            f"z bases {tuple(u_z.shape[-2:])}/{tuple(vh_z.shape[-2:])}; capture both latents at the same resolution"
+            f"z bases {tuple(u_z.shape[-2:])}/{tuple(vh_z.shape[-2:])}",
+            reason="size",
         )
     k = check_k(k, rank)
     m = rank - k
@@ -96,8 +85,7 @@ def attribute_vectors(
     """
     if x.shape[-2:] != z.shape[-2:]:
         raise ShapeMismatchError(
-            f"x is {tuple(x.shape[-2:])} per channel but z is {tuple(z.shape[-2:])}; "
-            "both latents must come from the same image size"
+            f"x is {tuple(x.shape[-2:])} per channel but z is {tuple(z.shape[-2:])}", reason="size"
         )
     u_x, s_x, vh_x = channel_svd(x, backend=svd_backend)
     u_z, s_z, vh_z = channel_svd(z.to(u_x.dtype), backend=svd_backend)

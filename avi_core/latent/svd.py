@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from .errors import NonFiniteError
+from ..errors import NonFiniteError
 from .jacobi import jacobi_svd
 
 logger = logging.getLogger("avi.svd")
@@ -221,15 +221,14 @@ def channel_svd(x: torch.Tensor, backend: str = "auto") -> SVDResult:
     work = x.to(_working_dtype(x))
     if work.numel() and not bool(torch.isfinite(work).all()):
         raise NonFiniteError(
-            f"latent contains NaN/inf (shape {tuple(x.shape)}), so it has no SVD; whatever produced it "
-            "(sampler, VAE, a loaded .latent file) gave non-finite values: check the model, the sampler "
-            "settings and the input latent"
+            f"the latent contains NaN or infinity (shape {tuple(x.shape)}), so it has no SVD", reason="input"
         )
     u, s, vh = _IMPLEMENTATIONS[name](work)
     finite = torch.stack([torch.isfinite(t).all() for t in (u, s, vh)]).all()
     if not bool(finite):
         raise NonFiniteError(
-            f"the {name!r} SVD backend returned NaN/inf for a finite input of shape {tuple(x.shape)}; "
-            f"force another backend with {ENV_VAR}=torch and please report this"
+            f"the {name!r} SVD backend returned NaN or infinity for a finite input of shape {tuple(x.shape)} "
+            f"(another backend can be forced with {ENV_VAR}=torch)",
+            reason="backend",
         )
     return u, s, vh

@@ -97,11 +97,7 @@ class TerminalProgress:
             # Rates are timed from the first report on: the steps before it include start-up work (data SVDs).
             self._anchor = (step, now)
         anchor_step, anchor_time = self._anchor
-        rate = (
-            (step - anchor_step) / (now - anchor_time)
-            if step > anchor_step and now > anchor_time
-            else math.nan
-        )
+        rate = (step - anchor_step) / (now - anchor_time) if step > anchor_step and now > anchor_time else math.nan
         line = self.render(step, total, losses, now - self._created, rate)
         last = step >= total
         if self.is_tty:

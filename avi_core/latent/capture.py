@@ -24,10 +24,9 @@ from typing import Any
 
 import torch
 
-from .errors import CaptureRecordError, UnsupportedModelError
+from ..errors import CaptureRecordError, PairMismatchError, ParameterError, UnsupportedModelError
 
 CAPTURE_KEY = "avi_capture"
-CAPTURE_NODE = "AVI Capture Latent at Step"
 RECORD_VERSION = 1
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "step": int,
@@ -49,11 +48,13 @@ def nearest_step(timesteps: Sequence[float], fraction: float, num_timesteps: int
     timestep 795 at step 10, the nearest to 0.8 * 1000.
     """
     if len(timesteps) == 0:
-        raise ValueError("no sampling steps to choose from")
+        raise ParameterError("there are no sampling steps to choose from", name="steps", value=0, low=1)
     if not 0.0 <= float(fraction) <= 1.0:
-        raise ValueError(f"stop_at is a fraction of T between 0 and 1, got {fraction}")
+        raise ParameterError(
+            f"stop_at = {fraction} is outside 0..1 (a fraction of T)", name="stop_at", value=fraction, low=0, high=1
+        )
     if num_timesteps < 1:
-        raise ValueError(f"the model's T must be >= 1, got {num_timesteps}")
+        raise ParameterError(f"the model's T must be >= 1, got {num_timesteps}", name="T", value=num_timesteps, low=1)
     goal = float(fraction) * num_timesteps
     distances = [abs(float(t) - goal) for t in timesteps]
     return min(range(len(distances)), key=lambda i: (distances[i], i))
@@ -73,15 +74,20 @@ def resolve_stop_step(
     otherwise the step nearest to fraction * T among those with sigma > 0.
     """
     if len(sigmas) != len(timesteps):
-        raise ValueError(f"{len(sigmas)} sigmas but {len(timesteps)} timesteps")
+        raise ValueError(f"{len(sigmas)} sigmas but {len(timesteps)} timesteps")  # a programming error
     last = max(i for i, s in enumerate(sigmas) if float(s) > 0) if any(float(s) > 0 for s in sigmas) else -1
     if last < 0:
-        raise ValueError("the sampler's schedule has no noisy step to stop at")
+        raise ParameterError("the sampler's schedule has no noisy step to stop at", name="steps", value=0)
     if explicit_step and explicit_step > 0:
         if explicit_step > last:
-            raise ValueError(
+            raise ParameterError(
                 f"stop_step {explicit_step} leaves no noise: with {len(sigmas) - 1} steps the last step that still "
-                f"has noise is {last}. Lower stop_step, or set it to 0 to use stop_at."
+                f"has noise is {last}",
+                reason="no_noise",
+                name="stop_step",
+                value=explicit_step,
+                low=0,
+                high=last,
             )
         return int(explicit_step)
     return nearest_step(timesteps[: last + 1], fraction, num_timesteps)
@@ -106,14 +112,15 @@ def check_additive_noise(
         restored = inverse_noise_scaling(sigma, x0.clone())
     except Exception as err:  # a model_sampling we do not know: refuse it rather than guess
         raise UnsupportedModelError(
-            f"{model_name}: cannot check how this model adds noise ({type(err).__name__}: {err}). AVI supports "
-            "models that noise as x0 + sigma * eps (Stable Diffusion 1.x, 2.x, SDXL)."
+            f"{model_name}: cannot check how this model adds noise ({type(err).__name__}: {err}); the pack supports "
+            "models that noise as x0 + sigma * eps",
+            reason="unknown",
         ) from None
     if not torch.allclose(noised, x0 + 2.5 * noise) or not torch.allclose(restored, x0):
         raise UnsupportedModelError(
             f"{model_name} does not add noise as x0 + sigma * eps (it looks like a flow model such as SD3 or Flux), "
-            "so its latents cannot be mapped to the paper's space. Use a Stable Diffusion 1.x, 2.x or SDXL "
-            "checkpoint."
+            "so its latents cannot be mapped to the paper's space",
+            reason="flow",
         )
 
 
@@ -157,21 +164,33 @@ def validate_record(record: Any, role: str) -> dict[str, Any]:
     """Check a record's fields; returns it. Raises CaptureRecordError naming the bad field."""
     if not isinstance(record, Mapping):
         raise CaptureRecordError(
-            f"the {role} latent's capture record is not a record ({type(record).__name__}); produce the latent with "
-            f"'{CAPTURE_NODE}'"
+            f"the {role} latent's capture record is not a record ({type(record).__name__})",
+            reason="invalid",
+            role=role,
+            key="record",
         )
     for key, kinds in _REQUIRED.items():
         value = record.get(key)
         if not isinstance(value, kinds) or isinstance(value, bool):
             raise CaptureRecordError(
-                f"the {role} latent's capture record lacks a valid {key!r} (got {value!r}); produce the latent again "
-                f"with '{CAPTURE_NODE}'"
+                f"the {role} latent's capture record lacks a valid {key!r} (got {value!r})",
+                reason="invalid",
+                role=role,
+                key=key,
             )
     if not math.isfinite(record["sigma"]) or record["sigma"] < 0:
-        raise CaptureRecordError(f"the {role} latent's capture record has an invalid sigma {record['sigma']!r}")
+        raise CaptureRecordError(
+            f"the {role} latent's capture record has an invalid sigma {record['sigma']!r}",
+            reason="invalid",
+            role=role,
+            key="sigma",
+        )
     if not math.isfinite(record["scale_factor"]) or record["scale_factor"] <= 0:
         raise CaptureRecordError(
-            f"the {role} latent's capture record has an invalid scale_factor {record['scale_factor']!r}"
+            f"the {role} latent's capture record has an invalid scale_factor {record['scale_factor']!r}",
+            reason="invalid",
+            role=role,
+            key="scale_factor",
         )
     return dict(record)
 
@@ -182,71 +201,54 @@ def get_record(latent: Mapping[str, Any], role: str) -> dict[str, Any]:
     role: how the message names the latent ("original", "target").
     """
     if not isinstance(latent, Mapping) or "samples" not in latent:
-        raise CaptureRecordError(f"the {role} input is not a LATENT")
+        raise CaptureRecordError(f"the {role} input is not a LATENT", reason="not_latent", role=role)
     if CAPTURE_KEY not in latent:
         raise CaptureRecordError(
-            f"the {role} latent has no AVI capture record, so its noise level is unknown. Produce it with "
-            f"'{CAPTURE_NODE}' (not KSampler / KSamplerAdvanced / Empty Latent Image), and connect that node's "
-            "LATENT output directly or through nodes that keep the latent's extra keys."
+            f"the {role} latent has no capture record, so its noise level is unknown", reason="missing", role=role
         )
     record = validate_record(latent[CAPTURE_KEY], role)
     batch = int(latent["samples"].shape[0])
     if record["batch"] != batch:
         raise CaptureRecordError(
-            f"the {role} latent holds {batch} latents but its capture record says {record['batch']}: it was changed "
-            f"after '{CAPTURE_NODE}' (batched, split or repeated). Connect the capture node's output directly."
+            f"the {role} latent holds {batch} latents but its capture record says {record['batch']}: it was batched, "
+            "split or repeated after it was captured",
+            reason="batch",
+            role=role,
         )
     return record
 
 
 def check_pair(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> None:
-    """Raise CaptureRecordError unless x (original) and z (target) records make an AVI pair.
+    """Raise PairMismatchError unless x (original) and z (target) records make an AVI pair.
 
     x must be the noisier of the two (captured earlier: paper Tx = 0.8T, Tz = 0.5T), both from the same seed
-    and batch size, with the same latent scale factor.
+    and batch size, with the same latent scale factor. reason: "seed", "batch", "scale" or "order".
     """
     if x_record["seed"] != z_record["seed"]:
-        raise CaptureRecordError(
+        raise PairMismatchError(
             f"the original latent was sampled with seed {x_record['seed']} but the target with seed "
-            f"{z_record['seed']}: AVI pairs must come from the same noise. Give both '{CAPTURE_NODE}' nodes the same "
-            "noise_seed (or connect one seed node, e.g. a Primitive, to both noise_seed inputs)."
+            f"{z_record['seed']}: a pair must come from the same noise",
+            reason="seed",
         )
     if x_record["batch"] != z_record["batch"]:
-        raise CaptureRecordError(
-            f"the original latent holds a batch of {x_record['batch']} but the target a batch of "
-            f"{z_record['batch']}: use the same batch size (the same Empty Latent Image) for both captures."
+        raise PairMismatchError(
+            f"the original latent holds a batch of {x_record['batch']} but the target a batch of {z_record['batch']}",
+            reason="batch",
         )
     if x_record["scale_factor"] != z_record["scale_factor"]:
-        raise CaptureRecordError(
+        raise PairMismatchError(
             f"the original latent comes from a model with latent scale factor {x_record['scale_factor']} but the "
-            f"target from one with {z_record['scale_factor']}: capture both with the same model."
+            f"target from one with {z_record['scale_factor']}",
+            reason="scale",
         )
     if float(x_record["sigma"]) <= float(z_record["sigma"]):
-        raise CaptureRecordError(
+        raise PairMismatchError(
             "the original latent (x) must be captured earlier, at more noise, than the target (z): x stopped at "
             f"step {x_record['step']} of {x_record['steps']} (timestep {x_record['timestep']} of {x_record['T']}, "
             f"sigma {x_record['sigma']:.4g}) and z at step {z_record['step']} of {z_record['steps']} (timestep "
-            f"{z_record['timestep']}, sigma {z_record['sigma']:.4g}). Set the original's stop_at higher (paper: 0.8) "
-            "than the target's (paper: 0.5), or swap the two inputs."
+            f"{z_record['timestep']}, sigma {z_record['sigma']:.4g})",
+            reason="order",
         )
-
-
-def parse_rho_list(text: str) -> list[float]:
-    """'0, 0.25, 0.5' -> [0.0, 0.25, 0.5]; '' -> []. Commas, semicolons or spaces separate values."""
-    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
-    values = []
-    for part in parts:
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(
-                f"rho_list: {part.strip()!r} is not a number; write numbers separated by commas, e.g. '0, 0.25, 0.5, "
-                "0.75, 1', or leave it empty to use rho"
-            ) from None
-        if not math.isfinite(value):
-            raise ValueError(f"rho_list: {part.strip()!r} is not a finite number")
-        values.append(value)
-    return values
 
 
 def pair_metadata(x_record: Mapping[str, Any], z_record: Mapping[str, Any]) -> dict[str, Any]:

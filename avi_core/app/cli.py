@@ -33,17 +33,17 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .capture import dataset_capture_metadata
-from .conventions import SD_SCALE_FACTOR, from_paper_space, to_paper_space
+from ..avi.head_files import HEAD_FORMAT_VERSION, load_head, read_head_metadata, save_head
+from ..avi.loss import DEFAULT_LAMBDAS, LOSS_NAMES
+from ..avi.merge import MERGE_MODES, merge_sweep
+from ..avi.training import train_head
+from ..errors import AVIError, DatasetError, ShapeMismatchError
+from ..files.latent_files import LATENT_SUFFIX, read_latent_file, write_latent_file
+from ..latent.capture import dataset_capture_metadata
+from ..latent.conventions import SD_SCALE_FACTOR, from_paper_space, to_paper_space
+from ..version import __version__
 from .demo import cmd_demo
-from .errors import AVIError, DatasetError, ShapeMismatchError
-from .head_files import HEAD_FORMAT_VERSION, load_head, read_head_metadata, save_head
-from .latent_files import LATENT_SUFFIX, read_latent_file, write_latent_file
-from .loss import DEFAULT_LAMBDAS, LOSS_NAMES
-from .merge import MERGE_MODES, merge_sweep
 from .progress import TerminalProgress, format_duration
-from .training import train_head
 
 logger = logging.getLogger("avi.cli")
 
@@ -124,8 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="avi",
-        description="AVI (Attribute Vector Integration): train attribute heads and merge latents "
-        "outside ComfyUI.",
+        description="AVI (Attribute Vector Integration): train attribute heads and merge latents outside ComfyUI.",
         epilog="Run 'avi COMMAND --help' for a command's options; 'avi demo' shows the engine at work.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -166,18 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=Path,
         metavar="DIR",
-        help="an AVI dataset folder (shards written by 'AVI Append To Dataset'; paper space, "
-        "so no sigmas are needed)",
+        help="an AVI dataset folder (shards written by 'AVI Append To Dataset'; paper space, so no sigmas are needed)",
     )
     _add_latent_options(train, required_sigmas=False)
-    train.add_argument(
-        "--out", type=Path, required=True, metavar="HEAD.safetensors", help="the head file to write"
-    )
+    train.add_argument("--out", type=Path, required=True, metavar="HEAD.safetensors", help="the head file to write")
     hyper = train.add_argument_group("hyperparameters (defaults: the paper's)")
     hyper.add_argument("--epochs", type=_positive_int, default=5, help="epochs (default 5)")
-    hyper.add_argument(
-        "--batch-size", type=_positive_int, default=256, help="channel samples per step (default 256)"
-    )
+    hyper.add_argument("--batch-size", type=_positive_int, default=256, help="channel samples per step (default 256)")
     hyper.add_argument("--lr", type=_finite_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     hyper.add_argument(
         "--k",
@@ -194,9 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("L1", "L2", "L3", "L4"),
         help="loss weights (default 3 10 10 10)",
     )
-    hyper.add_argument(
-        "--hidden", type=_positive_int, default=4096, help="hidden width of the head (default 4096)"
-    )
+    hyper.add_argument("--hidden", type=_positive_int, default=4096, help="hidden width of the head (default 4096)")
     hyper.add_argument("--seed", type=int, default=0, help="seed of the head's initialisation and sampling")
     hyper.add_argument(
         "--samples-per-epoch",
@@ -206,9 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_device_option(train)
     about = train.add_argument_group("stored with the head")
-    about.add_argument(
-        "--half", action="store_true", help="store the weights as float16 (half the file size)"
-    )
+    about.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     about.add_argument("--description", default="", help="free text: what the attribute is, the prompts used")
     about.add_argument(
         "--timestep-x",
@@ -224,9 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="model timestep of the target latents (e.g. 489 for 0.5T)",
     )
-    about.add_argument(
-        "--steps", type=_positive_int, default=None, help="sampling steps the latents were made with"
-    )
+    about.add_argument("--steps", type=_positive_int, default=None, help="sampling steps the latents were made with")
 
     merge = sub.add_parser(
         "merge",
@@ -234,9 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge x (original prompt, at Tx) with z (target prompt, at Tz) using a head; write the "
         "result at x's noise level, ready to resume sampling from x's step.",
     )
-    merge.add_argument(
-        "--original", type=Path, required=True, metavar="X.latent", help="original latent(s) x"
-    )
+    merge.add_argument("--original", type=Path, required=True, metavar="X.latent", help="original latent(s) x")
     merge.add_argument(
         "--target",
         type=Path,
@@ -244,9 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="Z.latent",
         help="target latent z (one, or one per original)",
     )
-    merge.add_argument(
-        "--head", type=Path, required=True, metavar="HEAD.safetensors", help="the attribute head"
-    )
+    merge.add_argument("--head", type=Path, required=True, metavar="HEAD.safetensors", help="the attribute head")
     _add_latent_options(merge, required_sigmas=True)
     rhos = merge.add_mutually_exclusive_group()
     rhos.add_argument("--rho", type=_finite_float, default=None, help="attribute strength (default 1)")
@@ -256,18 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="several strengths, e.g. '0,0.5,1': the output holds one batch per rho, rho-major",
     )
-    merge.add_argument(
-        "--k", type=_non_negative_int, default=0, help="x directions kept whole; 0: the head's k"
-    )
+    merge.add_argument("--k", type=_non_negative_int, default=0, help="x directions kept whole; 0: the head's k")
     merge.add_argument(
         "--mode",
         choices=MERGE_MODES,
         default="paper",
         help="paper: y = U^ diag(S) V^ (default); anchored: S blended from x's, rho=0 returns x",
     )
-    merge.add_argument(
-        "--out", type=Path, required=True, metavar="Y.latent", help="the .latent file to write"
-    )
+    merge.add_argument("--out", type=Path, required=True, metavar="Y.latent", help="the .latent file to write")
     _add_device_option(merge)
 
     info = sub.add_parser("info", help="print what a head file is", description="Describe a head file.")
@@ -342,9 +322,7 @@ def find_pair_files(folder: Path) -> list[tuple[str, Path, Path]]:
             folder,
             ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""),
         )
-    lonely = sorted(
-        f"{name}.{'z' if 'x' in roles else 'x'}.latent" for name, roles in found.items() if len(roles) < 2
-    )
+    lonely = sorted(f"{name}.{'z' if 'x' in roles else 'x'}.latent" for name, roles in found.items() if len(roles) < 2)
     if lonely:
         raise DatasetError(
             f"the pairs folder {folder} lacks the partner file(s) {', '.join(lonely)}: every NAME.x.latent "
@@ -381,11 +359,9 @@ def _load_pairs(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[torch.Tensor, 
 
 def _read_dataset(folder: Path):
     try:
-        from .datasets import read_dataset
+        from ..files.datasets import read_dataset
     except ImportError as err:
-        raise DatasetError(
-            f"training from a dataset needs avi_core.datasets, which cannot be imported: {err}"
-        ) from err
+        raise DatasetError(f"training from a dataset needs avi_core.datasets, which cannot be imported: {err}") from err
     return read_dataset(folder)
 
 
@@ -502,9 +478,7 @@ def _parse_rhos(args: argparse.Namespace) -> list[float]:
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise ValueError(
-            f"--rho-list {args.rho_list!r}: write numbers separated by commas, e.g. '0,0.5,1'"
-        ) from None
+        raise ValueError(f"--rho-list {args.rho_list!r}: write numbers separated by commas, e.g. '0,0.5,1'") from None
     if not values or not all(math.isfinite(v) for v in values):
         raise ValueError(f"--rho-list {args.rho_list!r} holds no finite numbers; write e.g. '0,0.5,1'")
     return values
@@ -545,10 +519,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     }
     path = write_latent_file(args.out, y_comfy, metadata={"avi_merge": record})
     batch = x.shape[0]
-    print(
-        f"merged {batch} latent(s) at rho {', '.join(f'{r:g}' for r in rhos)} "
-        f"({args.mode} mode, k {record['k']})"
-    )
+    print(f"merged {batch} latent(s) at rho {', '.join(f'{r:g}' for r in rhos)} ({args.mode} mode, k {record['k']})")
     print(
         f"wrote {path}: {y_comfy.shape[0]} latent(s) {'x'.join(map(str, y_comfy.shape[1:]))} at x's sigma "
         f"{args.sigma_x:g}" + (", rho-major" if len(rhos) > 1 else "")
@@ -576,9 +547,7 @@ def describe_head_file(path: Path, meta: Mapping[str, Any]) -> list[str]:
     if get("name"):
         lines.append(f"  name          {meta['name']}")
     lines.append(f"  description   {get('description') or '(none)'}")
-    lines.append(
-        f"  latent size   {h}x{w} (a {h * 8}x{w * 8} px image for Stable Diffusion), rank r = {get('rank')}"
-    )
+    lines.append(f"  latent size   {h}x{w} (a {h * 8}x{w * 8} px image for Stable Diffusion), rank r = {get('rank')}")
     lines.append(f"  head          k = {get('k')} x directions kept whole, hidden width {get('hidden')}")
     trained = []
     if get("source"):
@@ -639,14 +608,11 @@ def describe_head_file(path: Path, meta: Mapping[str, Any]) -> list[str]:
     if isinstance(get("source_files"), list) and meta["source_files"]:
         files = meta["source_files"]
         lines.append(
-            f"  source files  {', '.join(files[:4])}"
-            + (f" (+{len(files) - 4} more)" if len(files) > 4 else "")
+            f"  source files  {', '.join(files[:4])}" + (f" (+{len(files) - 4} more)" if len(files) > 4 else "")
         )
     others = {key: value for key, value in meta.items() if key not in shown}
     for key in sorted(others):
-        lines.append(
-            f"  {key:<13} {json.dumps(others[key]) if not isinstance(others[key], str) else others[key]}"
-        )
+        lines.append(f"  {key:<13} {json.dumps(others[key]) if not isinstance(others[key], str) else others[key]}")
     return lines
 
 

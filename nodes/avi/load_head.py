@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 
-from ..avi_core.head_files import load_head
-from ..avi_core.head_info import describe_head
-from . import host
-from .common import CATEGORY, HEAD_TYPE
+from ...avi_core.avi.describe import describe_head
+from ...avi_core.avi.head_files import load_head
+from .. import host
+from ..common import CATEGORY, HEAD_TYPE
 
 logger = logging.getLogger("avi.nodes.load_head")
 

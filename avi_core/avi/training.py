@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from .algorithm import blend_bases, check_k
-from .errors import NonFiniteError, ShapeMismatchError
-from .head import AttributeHead
-from .loss import DEFAULT_LAMBDAS, LOSS_NAMES, loss_from_bases
-from .svd import channel_svd
+from ..errors import NonFiniteError, ParameterError, ShapeMismatchError
+from ..latent.svd import channel_svd
+from .algorithm import blend_bases
+from .head import AttributeHead, resolve_k
+from .loss import DEFAULT_LAMBDAS, LOSS_NAMES, check_lambdas, loss_from_bases
 
 logger = logging.getLogger("avi.training")
 
@@ -58,17 +58,19 @@ class TrainingResult:
 
 def _as_channel_samples(x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.dim() < 3:
-        raise ShapeMismatchError(f"training latents must be [pairs, channels, H, W]; got x of shape {tuple(x.shape)}")
+        raise ShapeMismatchError(
+            f"training latents must be [pairs, channels, H, W]; got x of shape {tuple(x.shape)}", reason="rank"
+        )
     if x.shape != z.shape:
         raise ShapeMismatchError(
-            f"x {tuple(x.shape)} and z {tuple(z.shape)} must have the same shape: one target latent per original "
-            "latent, captured from the same seed"
+            f"x {tuple(x.shape)} and z {tuple(z.shape)} must have the same shape (one target per original)",
+            reason="size",
         )
     if x.numel() == 0:
-        raise ShapeMismatchError("no training pairs were given")
+        raise ShapeMismatchError("no training pairs were given", reason="empty")
     for name, t in (("x", x), ("z", z)):
         if not torch.isfinite(t).all():
-            raise NonFiniteError(f"the training latents {name} contain NaN or infinity; recapture them")
+            raise NonFiniteError(f"the training latents {name} contain NaN or infinity", reason="input", role=name)
     height, width = x.shape[-2:]
     return x.reshape(-1, height, width), z.reshape(-1, height, width)
 
@@ -122,19 +124,25 @@ def train_head(
     Same data, same seed, same device: the same head, bit for bit (on CPU). Runs with autograd enabled even
     when called under `torch.inference_mode()` (ComfyUI's executor), on clones of the data.
     """
-    if epochs < 1 or batch_size < 1 or samples_per_epoch < 0 or not learning_rate > 0:
-        raise ValueError(
-            f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1, learning_rate ({learning_rate}) > 0"
+    for name, value, low in (
+        ("epochs", epochs, 1),
+        ("batch_size", batch_size, 1),
+        ("samples_per_epoch", samples_per_epoch, 0),
+    ):
+        if value < low:
+            raise ParameterError(f"{name} must be >= {low}, got {value}", name=name, value=value, low=low)
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ParameterError(
+            f"learning_rate must be a positive number, got {learning_rate}", name="learning_rate", value=learning_rate
         )
-    if len(lambdas) != 4:
-        raise ValueError(f"lambdas must be four weights (l1, l2, l3, l4), got {list(lambdas)}")
+    check_lambdas(lambdas)
     device = torch.device(device) if device is not None else torch.device("cpu")
     started = time.perf_counter()
     with torch.inference_mode(False), torch.enable_grad():
         x_s, z_s = _as_channel_samples(x, z)
         height, width = x_s.shape[-2:]
         rank = min(height, width)
-        k = rank // 2 if k is None or k == 0 else check_k(k, rank)
+        k = resolve_k(k, rank // 2, rank)
         x_s = x_s.to(device=device, dtype=torch.float32).clone()
         z_s = z_s.to(device=device, dtype=torch.float32).clone()
         count = x_s.shape[0]
@@ -154,7 +162,14 @@ def train_head(
         weights = torch.tensor(lambdas, device=device)  # once, so steps copy nothing from the host
         logger.info(
             "training a %dx%d head (hidden %d, k %d) on %d channel samples: %d epochs of %d steps on %s",
-            height, width, hidden, k, count, epochs, steps_per_epoch, device,
+            height,
+            width,
+            hidden,
+            k,
+            count,
+            epochs,
+            steps_per_epoch,
+            device,
         )
         step = 0
         stopped = False
@@ -178,7 +193,7 @@ def train_head(
                     losses["total"] = float(totals[step - 1])
                     if not math.isfinite(losses["total"]):
                         raise NonFiniteError(
-                            f"training diverged at step {step} (loss {losses['total']}); lower the learning rate"
+                            f"training diverged at step {step} (loss {losses['total']})", reason="diverged", step=step
                         )
                     if progress(step, total_steps, losses) is False:
                         stopped = True
@@ -189,7 +204,7 @@ def train_head(
     history_cpu = history[:step].float().cpu()
     totals_cpu = totals[:step].float().cpu()
     if not torch.isfinite(totals_cpu).all():
-        raise NonFiniteError("training diverged (the loss became NaN or infinite); lower the learning rate")
+        raise NonFiniteError("training diverged (the loss became NaN or infinite)", reason="diverged", step=step)
     seconds = time.perf_counter() - started
     result = TrainingResult(
         head=head, history=history_cpu, total_history=totals_cpu, steps=step, seconds=seconds, stopped=stopped

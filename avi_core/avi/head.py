@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import HeadSizeMismatchError
+from ..errors import HeadSizeMismatchError, ParameterError
 
-# Stable Diffusion's VAE downsamples by 8; used only to phrase size errors in pixels an artist recognises.
+# Stable Diffusion's VAE downsamples by 8; used only to phrase sizes in pixels an artist recognises.
 PIXELS_PER_LATENT = 8
 
 
@@ -24,6 +24,29 @@ def describe_latent_size(height: int, width: int) -> str:
     return (
         f"{height}x{width} (a {height * PIXELS_PER_LATENT}x{width * PIXELS_PER_LATENT} px image for Stable Diffusion)"
     )
+
+
+def check_k(k: int, rank: int) -> int:
+    """k (x directions kept whole) as an int when 1 <= k <= rank - 1, else ParameterError naming the range."""
+    if isinstance(k, bool) or int(k) != k:
+        raise ParameterError(f"k must be a whole number, got {k!r}", reason="type", name="k", value=k)
+    k = int(k)
+    if not 1 <= k <= rank - 1:
+        raise ParameterError(
+            f"k = {k} is out of range for latents of rank {rank}: k runs from 1 to {rank - 1} (the paper uses r/2 = "
+            f"{rank // 2})",
+            reason="range",
+            name="k",
+            value=k,
+            low=1,
+            high=rank - 1,
+        )
+    return k
+
+
+def resolve_k(k: int | None, default: int, rank: int) -> int:
+    """The k to use: `default` (the head's, or r/2) when k is None or 0 ("0 means the head's"), else checked k."""
+    return check_k(default if k is None or k == 0 else k, rank)
 
 
 class AttributeHead(nn.Module):
@@ -36,14 +59,16 @@ class AttributeHead(nn.Module):
     def __init__(self, height: int, width: int, hidden: int = 4096, k: int | None = None) -> None:
         super().__init__()
         if height < 2 or width < 2 or hidden < 1:
-            raise ValueError(f"a head needs H, W >= 2 and hidden >= 1, got H={height}, W={width}, hidden={hidden}")
+            raise ParameterError(
+                f"a head needs H, W >= 2 and hidden >= 1, got H={height}, W={width}, hidden={hidden}",
+                name="hidden" if hidden < 1 else "size",
+                value=hidden if hidden < 1 else (height, width),
+            )
         self.height = int(height)
         self.width = int(width)
         self.hidden = int(hidden)
         self.rank = min(self.height, self.width)
-        self.k = self.rank // 2 if k is None else int(k)
-        if not 1 <= self.k <= self.rank - 1:
-            raise ValueError(f"k must be in 1..{self.rank - 1} for rank {self.rank}, got {self.k}")
+        self.k = self.rank // 2 if k is None else check_k(k, self.rank)
         self.metadata: dict[str, Any] = {}
         inputs = self.height * self.width
         self.trunk = nn.Sequential(
@@ -79,8 +104,10 @@ class AttributeHead(nn.Module):
         if (int(height), int(width)) != (self.height, self.width):
             raise HeadSizeMismatchError(
                 f"this attribute head was trained on {describe_latent_size(self.height, self.width)} latents, "
-                f"but the latent given is {describe_latent_size(int(height), int(width))}. "
-                f"Generate at the head's size, or train a head on latents of this size."
+                f"but the latent given is {describe_latent_size(int(height), int(width))}",
+                head=(self.height, self.width),
+                latent=(int(height), int(width)),
+                head_px=f"{self.width * PIXELS_PER_LATENT}x{self.height * PIXELS_PER_LATENT}",
             )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,15 +9,22 @@ from typing import Any
 
 import torch
 
-from ..avi_core.capture import check_pair, dataset_capture_metadata, get_record, pair_metadata
-from ..avi_core.conventions import to_paper_space
-from ..avi_core.errors import CaptureRecordError, DatasetError
-from ..avi_core.head_files import save_head
-from ..avi_core.head_info import HEAD_SUFFIX, sanitize_head_name
-from ..avi_core.loss_plot import render_loss_plot
-from ..avi_core.training import train_head
-from . import host
-from .common import CATEGORY, HEAD_TYPE
+from ...avi_core.avi.head_files import save_head
+from ...avi_core.errors import CaptureRecordError, DatasetError
+from ...avi_core.files.names import SAFETENSORS_SUFFIX as HEAD_SUFFIX
+from ...avi_core.files.names import sanitize_name
+from ...avi_core.latent.capture import check_pair, dataset_capture_metadata, get_record, pair_metadata
+from ...avi_core.latent.conventions import to_paper_space
+
+
+def sanitize_head_name(name):
+    return sanitize_name(name, "head")
+
+
+from ...avi_core.avi.training import train_head
+from ...avi_core.plots.loss_plot import render_loss_plot
+from .. import host
+from ..common import CATEGORY, HEAD_TYPE
 
 logger = logging.getLogger("avi.nodes.train")
 
@@ -38,11 +45,13 @@ def pairs_from_latents(original: Mapping[str, Any], target: Mapping[str, Any]):
 
 
 def resolve_dataset(name: str):
-    """Read the dataset `name` from the avi_datasets folders (avi_core.datasets.read_dataset)."""
+    """Read the dataset `name` from the avi_datasets folders (avi_core.files.datasets.read_dataset)."""
     try:
-        from ..avi_core import datasets
+        from ...avi_core import datasets
     except ImportError as err:  # the dataset module ships with the pack; a broken install lands here
-        raise DatasetError(f"training from a dataset needs avi_core.datasets, which cannot be imported: {err}") from err
+        raise DatasetError(
+            f"training from a dataset needs avi_core.files.datasets, which cannot be imported: {err}"
+        ) from err
     roots = host.dataset_roots()
     for root in roots:
         folder = datasets.dataset_folder(root, name)

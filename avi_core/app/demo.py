@@ -14,15 +14,15 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .conventions import SD_SCALE_FACTOR as DEFAULT_SCALE_FACTOR
-from .conventions import from_paper_space
-from .head_files import load_head, save_head
-from .latent_files import write_latent_file
-from .loss import DEFAULT_LAMBDAS, LOSS_NAMES
-from .merge import merge_sweep
+from ..avi.head_files import load_head, save_head
+from ..avi.loss import DEFAULT_LAMBDAS, LOSS_NAMES
+from ..avi.merge import merge_sweep
+from ..avi.training import TrainingResult, train_head
+from ..files.latent_files import write_latent_file
+from ..latent.conventions import SD_SCALE_FACTOR as DEFAULT_SCALE_FACTOR
+from ..latent.conventions import from_paper_space
+from ..version import __version__
 from .progress import TerminalProgress
-from .training import TrainingResult, train_head
 
 DEMO_PAIRS, DEMO_TEST_PAIRS, DEMO_CHANNELS, DEMO_SIZE = 64, 4, 4, 32
 DEMO_HIDDEN, DEMO_EPOCHS, DEMO_SAMPLES_PER_EPOCH = 256, 2, 10240
@@ -123,9 +123,7 @@ def run_demo(seed: int, out_dir: Path) -> list[str]:
     distance = [_relative(sweep[i], z_test) / _relative(x_test, z_test) for i in range(3)]
     check(
         distance[2] < 0.5 and distance[2] < distance[1] < distance[0] + 1e-6,
-        "anchored, distance to z relative to x's: rho=0 {:.3f}, rho=0.5 {:.3f}, rho=1 {:.3f}".format(
-            *distance
-        ),
+        "anchored, distance to z relative to x's: rho=0 {:.3f}, rho=0.5 {:.3f}, rho=1 {:.3f}".format(*distance),
         "the merge did not move toward z as rho grew",
     )
     y_paper = merge_sweep(x_test, z_test, head, [1.0], mode="paper")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from ..avi_core.datasets import append_latent_pair, count_pairs, dataset_folder, sanitize_dataset_name
-from . import host
-from .common import CATEGORY
+from ...avi_core.files.datasets import append_latent_pair, count_pairs, dataset_folder, sanitize_dataset_name
+from .. import host
+from ..common import CATEGORY
 
 logger = logging.getLogger("avi.nodes.datasets")
 
@@ -29,17 +29,27 @@ class AVIAppendToDataset:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "original": ("LATENT", {
-                    "tooltip": "x: the original-prompt latents from 'AVI Capture Latent at Step' "
-                               "(stop_at 0.8)."}),
-                "target": ("LATENT", {
-                    "tooltip": "z: the target-prompt latents from 'AVI Capture Latent at Step' "
-                               "(stop_at 0.5), same seed and batch size as x."}),
-                "dataset": ("STRING", {
-                    "default": "my_attribute", "multiline": False,
-                    "tooltip": "Name of the dataset: a folder in models/avi_datasets (letters, digits, '-', "
-                               "'_'; other characters become '_'). Type the same name into 'AVI Train "
-                               "Attribute Head' to train from it."}),
+                "original": (
+                    "LATENT",
+                    {"tooltip": "x: the original-prompt latents from 'AVI Capture Latent at Step' (stop_at 0.8)."},
+                ),
+                "target": (
+                    "LATENT",
+                    {
+                        "tooltip": "z: the target-prompt latents from 'AVI Capture Latent at Step' "
+                        "(stop_at 0.5), same seed and batch size as x."
+                    },
+                ),
+                "dataset": (
+                    "STRING",
+                    {
+                        "default": "my_attribute",
+                        "multiline": False,
+                        "tooltip": "Name of the dataset: a folder in models/avi_datasets (letters, digits, '-', "
+                        "'_'; other characters become '_'). Type the same name into 'AVI Train "
+                        "Attribute Head' to train from it.",
+                    },
+                ),
             }
         }
 
@@ -49,10 +59,7 @@ class AVIAppendToDataset:
         shard = append_latent_pair(folder, original, target)
         shards, pairs = count_pairs(folder)
         added = int(original["samples"].shape[0])
-        summary = (
-            f"added {added} pair(s) to dataset '{name}': now {pairs} pair(s) in {shards} shard(s) "
-            f"({shard})"
-        )
+        summary = f"added {added} pair(s) to dataset '{name}': now {pairs} pair(s) in {shards} shard(s) ({shard})"
         logger.info("AVI dataset: %s", summary)
         return {"ui": {"text": [summary]}, "result": (summary,)}
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..errors import LatentFileError
 from .atomic import write_atomically
-from .errors import LatentFileError
+from .safetensors_io import FileKind, open_safetensors
 
 LATENT_KEY = "latent_tensor"
 VERSION_MARKER = "latent_format_version_0"
@@ -35,51 +34,18 @@ VERSION_MARKER = "latent_format_version_0"
 LEGACY_SCALE = 0.18215
 LATENT_SUFFIX = ".latent"
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_PROTOCOL_OPCODE = 0x80
+LATENT_KIND = FileKind("ComfyUI latent", "", 0, LatentFileError)
+"""ComfyUI's .latent files have no `format` metadata: only the opening and tensor checks apply."""
 
 
-def _refuse(path: Path, problem: str) -> LatentFileError:
-    return LatentFileError(f"cannot read the latent file {path}: {problem}")
-
-
-def _sniff_not_safetensors(path: Path) -> str | None:
-    """A specific reason when the file's first bytes show it is not safetensors at all, else None."""
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    if len(head) < 8:
-        return f"it is only {len(head)} bytes long, too short for a safetensors file (truncated or empty)"
-    if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTOCOL_OPCODE:
-        return (
-            "it is a pickle file (torch.save / .pt / .ckpt format), which AVI never loads because "
-            "unpickling can run arbitrary code; save the latent with ComfyUI's SaveLatent node instead"
-        )
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if header_len > path.stat().st_size - 8:
-        return "its header claims more bytes than the file holds: not a safetensors file, or a truncated one"
-    return None
-
-
-def _open(path: Path):
-    if not path.exists():
-        raise _refuse(path, "the file does not exist; check the path")
-    if not path.is_file():
-        raise _refuse(path, "it is not a regular file")
-    reason = _sniff_not_safetensors(path)
-    if reason is not None:
-        raise _refuse(path, reason)
-    try:
-        return safe_open(str(path), framework="pt", device="cpu")
-    except Exception as err:  # safetensors raises its own error type for every kind of bad file
-        raise _refuse(
-            path, f"it is not a readable safetensors file ({err}); it may be truncated or corrupt"
-        ) from None
+def _refuse(path: Path, problem: str, reason: str = "damaged") -> LatentFileError:
+    return LATENT_KIND.refuse(path, problem, reason)
 
 
 def read_latent_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The string metadata of a `.latent` file (SaveLatent's `prompt`...); {} when it has none."""
     path = Path(path)
-    with _open(path) as handle:
+    with open_safetensors(path, LATENT_KIND) as handle:
         return dict(handle.metadata() or {})
 
 
@@ -90,27 +56,26 @@ def read_latent_file(path: str | os.PathLike[str]) -> torch.Tensor:
     `latent_format_version_0` marker. Raises LatentFileError naming the file and the problem.
     """
     path = Path(path)
-    with _open(path) as handle:
+    with open_safetensors(path, LATENT_KIND) as handle:
         keys = set(handle.keys())
         if LATENT_KEY not in keys:
             raise _refuse(
                 path,
                 f"it holds no '{LATENT_KEY}' tensor (it holds {sorted(keys) or 'no tensors'}); it is a "
                 "safetensors file but not a ComfyUI .latent file",
+                reason="foreign",
             )
         try:
             tensor = handle.get_tensor(LATENT_KEY)
         except Exception as err:
-            raise _refuse(
-                path, f"its '{LATENT_KEY}' tensor cannot be read ({err}); the file is corrupt"
-            ) from None
+            raise _refuse(path, f"its '{LATENT_KEY}' tensor cannot be read ({err}); the file is corrupt") from None
         legacy = VERSION_MARKER not in keys
     if not tensor.is_floating_point():
         raise _refuse(path, f"its latent is {tensor.dtype}, not floating point")
     if tensor.dim() != 4:
         raise _refuse(
             path,
-            f"its latent has shape {tuple(tensor.shape)}; AVI needs an image latent [batch, channels, H, W] "
+            f"its latent has shape {tuple(tensor.shape)}, not an image latent [batch, channels, H, W] "
             "(video and audio latents are not supported)",
         )
     if tensor.numel() == 0:
@@ -118,18 +83,14 @@ def read_latent_file(path: str | os.PathLike[str]) -> torch.Tensor:
     multiplier = 1.0 / LEGACY_SCALE if legacy else 1.0
     samples = tensor.float() * multiplier
     if not torch.isfinite(samples).all():
-        raise _refuse(
-            path, "its latent contains NaN or infinity; save it again from a sampler that finished cleanly"
-        )
+        raise _refuse(path, "its latent contains NaN or infinity", reason="nonfinite")
     return samples
 
 
 def _metadata_strings(metadata: dict[str, Any] | None) -> dict[str, str] | None:
     if not metadata:
         return None
-    return {
-        str(key): value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()
-    }
+    return {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
 
 
 def write_latent_file(
@@ -145,8 +106,7 @@ def write_latent_file(
         raise LatentFileError(f"refusing to write {path}: the latent must be a floating-point tensor")
     if samples.dim() != 4:
         raise LatentFileError(
-            f"refusing to write {path}: a latent must be [batch, channels, H, W], "
-            f"got shape {tuple(samples.shape)}"
+            f"refusing to write {path}: a latent must be [batch, channels, H, W], got shape {tuple(samples.shape)}"
         )
     stored = samples.detach().to(device="cpu", dtype=torch.float32).contiguous()
     if not torch.isfinite(stored).all():

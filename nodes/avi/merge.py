@@ -7,11 +7,18 @@ from typing import Any
 
 import torch
 
-from ..avi_core.capture import CAPTURE_KEY, check_pair, get_record, parse_rho_list
-from ..avi_core.conventions import from_paper_space, to_paper_space
-from ..avi_core.errors import ShapeMismatchError
-from ..avi_core.merge import MERGE_MODES, merge_sweep
-from .common import CATEGORY, HEAD_TYPE
+from ...avi_core.latent.capture import CAPTURE_KEY, check_pair, get_record
+from ...avi_core.values import parse_number_list as _parse
+
+
+def parse_rho_list(text):
+    return _parse(text, "rho_list")
+
+
+from ...avi_core.avi.merge import MERGE_MODES, merge_sweep
+from ...avi_core.errors import ShapeMismatchError
+from ...avi_core.latent.conventions import from_paper_space, to_paper_space
+from ..common import CATEGORY, HEAD_TYPE
 
 logger = logging.getLogger("avi.nodes.merge")
 

@@ -1,8 +1,8 @@
 """Inference (spec section 6): replace x by the merged latent y, in paper space.
 
-    S, ds = Phi(x);   U^, V^ from x and z at the user's rho and k
-    paper mode (default):   y = U^ diag(S) V^
-    anchored mode:          y = U^ diag((1 - rho) Sx + rho S) V^      (rho = 0 returns x)
+S, ds = Phi(x);   U^, V^ from x and z at the user's rho and k
+paper mode (default):   y = U^ diag(S) V^
+anchored mode:          y = U^ diag((1 - rho) Sx + rho S) V^      (rho = 0 returns x)
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import NonFiniteError, ParameterError, ShapeMismatchError
+from ..latent.svd import channel_svd
+from ..values import check_range
 from .algorithm import blend_bases, compose
-from .errors import NonFiniteError, ShapeMismatchError
-from .head import AttributeHead
-from .svd import channel_svd
+from .head import AttributeHead, resolve_k
 
 MERGE_MODES: tuple[str, str] = ("paper", "anchored")
 RHO_RANGE: tuple[float, float] = (-1.0, 2.0)
@@ -22,31 +23,32 @@ RHO_RANGE: tuple[float, float] = (-1.0, 2.0)
 
 def _check_inputs(x: torch.Tensor, z: torch.Tensor, head: AttributeHead, mode: str) -> None:
     if mode not in MERGE_MODES:
-        raise ValueError(f"unknown merge mode {mode!r}; choose 'paper' or 'anchored'")
+        raise ParameterError(
+            f"unknown merge mode {mode!r} (the modes are {', '.join(MERGE_MODES)})", name="mode", value=mode
+        )
     if x.dim() != 4 or z.dim() != 4:
         raise ShapeMismatchError(
-            f"merge takes latents [batch, channels, H, W]; got x {tuple(x.shape)} and z {tuple(z.shape)}"
+            f"merge takes latents [batch, channels, H, W]; got x {tuple(x.shape)} and z {tuple(z.shape)}",
+            reason="rank",
         )
     head.check_latent_size(x.shape[-2], x.shape[-1])
     if z.shape[1:] != x.shape[1:]:
         raise ShapeMismatchError(
-            f"x is {tuple(x.shape[1:])} (channels, H, W) but z is {tuple(z.shape[1:])}: capture both from the same "
-            "model at the same image size"
+            f"x is {tuple(x.shape[1:])} (channels, H, W) but z is {tuple(z.shape[1:])}", reason="size"
         )
     if z.shape[0] not in (1, x.shape[0]):
         raise ShapeMismatchError(
-            f"z has batch {z.shape[0]} but x has batch {x.shape[0]}: give one z, or one z per x (same seeds)"
+            f"z has batch {z.shape[0]} but x has batch {x.shape[0]} (z must be one latent or one per x)",
+            reason="batch",
         )
     for name, t in (("x", x), ("z", z)):
         if not torch.isfinite(t).all():
-            raise NonFiniteError(f"the {name} latent contains NaN or infinity; re-run the sampler that made it")
+            raise NonFiniteError(f"the {name} latent contains NaN or infinity", reason="input", role=name)
 
 
-def _check_rho(rho: float) -> float:
-    low, high = RHO_RANGE
-    if not low <= float(rho) <= high:
-        raise ValueError(f"rho = {rho} is outside the supported range {low}..{high}")
-    return float(rho)
+def check_rho(rho: float) -> float:
+    """rho as a float when it lies in RHO_RANGE, else ParameterError (the range every front end states)."""
+    return check_range("rho", rho, *RHO_RANGE)
 
 
 def merge_sweep(
@@ -63,10 +65,10 @@ def merge_sweep(
     x: [B, C, H, W] paper space; z: [1 or B, C, H, W]. The head and the SVDs run once for the whole sweep.
     """
     if len(rhos) == 0:
-        raise ValueError("give at least one rho value")
-    rhos = [_check_rho(r) for r in rhos]
+        raise ParameterError("no rho value was given", reason="empty", name="rho", value=[])
+    rhos = [check_rho(r) for r in rhos]
     _check_inputs(x, z, head, mode)
-    k = head.k if k is None or k == 0 else int(k)
+    k = resolve_k(k, head.k, head.rank)
     param = next(head.parameters())
     work = x.to(device=param.device, dtype=torch.float32)
     target = z.to(device=param.device, dtype=torch.float32)
@@ -81,9 +83,7 @@ def merge_sweep(
             outputs.append(compose(u_hat, s.to(u_hat.dtype), v_hat))
         y = torch.cat(outputs, dim=0)
     if not torch.isfinite(y).all():
-        raise NonFiniteError(
-            "the merged latent is not finite (NaN or infinity); the head file may be damaged: try another head"
-        )
+        raise NonFiniteError("the merged latent is not finite (NaN or infinity)", reason="output")
     return y.to(x.device)
 
 

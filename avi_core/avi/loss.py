@@ -9,14 +9,25 @@ over one sample (a channel matrix or its singular-value vector) and averaged ove
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
+from ..errors import ParameterError
 from .algorithm import attribute_vectors, compose
 
 DEFAULT_LAMBDAS: tuple[float, float, float, float] = (3.0, 10.0, 10.0, 10.0)
 LOSS_NAMES: tuple[str, str, str, str] = ("L1", "L2", "L3", "L4")
+
+
+def check_lambdas(lambdas: Sequence[float] | torch.Tensor) -> None:
+    """ParameterError unless `lambdas` are four finite, non-negative weights (l1, l2, l3, l4)."""
+    values = lambdas.tolist() if isinstance(lambdas, torch.Tensor) else list(lambdas)
+    if len(values) != 4 or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ParameterError(
+            f"lambdas must be four finite weights >= 0 (l1, l2, l3, l4), got {values}", name="lambdas", value=values
+        )
 
 
 def loss_from_bases(
@@ -36,8 +47,11 @@ def loss_from_bases(
     lambdas: four weights; a [4] tensor already on the device avoids a host-to-device copy per call.
     Returns (total: scalar, terms: [4] = the unweighted batch means of L1..L4).
     """
-    if len(lambdas) != 4:
-        raise ValueError(f"lambdas must be four weights (l1, l2, l3, l4), got {list(lambdas)}")
+    if isinstance(lambdas, torch.Tensor):
+        if lambdas.shape != (4,):  # checked once by the caller; reading values here would sync the device
+            raise ParameterError(f"lambdas must be a [4] tensor, got {tuple(lambdas.shape)}", name="lambdas")
+    else:
+        check_lambdas(lambdas)
     y_hat = compose(u_hat, s, v_hat)
     y_tilde = compose(u_hat.flip(-1), s + ds, v_hat.flip(-2))
     terms = torch.stack(
