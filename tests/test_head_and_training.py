@@ -160,3 +160,27 @@ def test_bad_training_inputs():
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(NonFiniteError):
         train_head(bad, z, **_fast_kwargs())
+
+
+def test_progress_is_called_every_step_with_current_losses_on_cpu():
+    x, z = synthetic_pairs(2, size=8)
+    seen = []
+    result = train_head(x, z, progress=lambda step, total, losses: seen.append((step, dict(losses))), **_fast_kwargs())
+    assert [step for step, _ in seen] == list(range(1, result.steps + 1))
+    for step, losses in seen:
+        assert losses["L1"] == pytest.approx(float(result.history[step - 1, 0]))
+        assert losses["total"] == pytest.approx(float(result.total_history[step - 1]))
+
+
+def test_report_every_lags_the_losses_but_never_the_callback():
+    from avi_core.avi.training import LossReporter
+
+    history = torch.arange(40, dtype=torch.float32).reshape(10, 4)
+    totals = torch.arange(10, dtype=torch.float32) * 100
+    reporter = LossReporter(history, totals, every=3)
+    reported = [reporter.latest(step) for step in range(1, 11)]
+    # Copies at steps 3, 6, 9 and the last (10); in between, the newest finished copy is reported.
+    assert [step for step, _ in reported] == [0, 0, 3, 3, 3, 6, 6, 6, 9, 10]
+    assert reported[0][1] == {}
+    step, losses = reported[4]
+    assert losses == {"L1": 8.0, "L2": 9.0, "L3": 10.0, "L4": 11.0, "total": 200.0} and step == 3

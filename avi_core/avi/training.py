@@ -28,7 +28,8 @@ from .loss import DEFAULT_LAMBDAS, LOSS_NAMES, check_lambdas, loss_from_bases
 logger = logging.getLogger("avi.training")
 
 # Called after every step as progress(step, total_steps, losses); losses maps "L1".."L4" (unweighted batch
-# means) and "total" to floats. Returning False stops training after that step; exceptions propagate.
+# means) and "total" (weighted) to floats, for the newest step the host has (LossReporter; {} before the first
+# copy arrives). Returning False stops training after that step; exceptions propagate.
 ProgressCallback = Callable[[int, int, dict[str, float]], bool | None]
 
 # Data SVDs are computed in chunks of this many channel matrices to bound the transient memory.
@@ -95,6 +96,58 @@ def _epoch_indices(count: int, per_epoch: int, generator: torch.Generator) -> to
     return torch.randint(0, count, (per_epoch,), generator=generator)
 
 
+class LossReporter:
+    """The newest training losses the host can read without waiting for the device.
+
+    history `[steps, 4]` and totals `[steps]` live on the training device and are filled step by step. Every
+    `every` steps the rows written since the last copy are copied to host memory asynchronously (pinned memory
+    and a CUDA event on a GPU; a plain copy on the CPU, which is immediate); `latest` returns the newest copy
+    that has completed, so a GPU keeps running while the host reports. On the CPU with every = 1 it returns
+    the current step's losses.
+    """
+
+    def __init__(self, history: torch.Tensor, totals: torch.Tensor, every: int | None = None) -> None:
+        self.history = history
+        self.totals = totals
+        self.asynchronous = history.device.type == "cuda"
+        self.every = max(1, int(every if every is not None else (10 if history.device.type != "cpu" else 1)))
+        self._copied_to = 0
+        self._pending: tuple[int, torch.Tensor, Any] | None = None
+        self._ready: tuple[int, dict[str, float]] = (0, {})
+
+    def _start_copy(self, step: int) -> None:
+        rows = torch.cat([self.history[step - 1], self.totals[step - 1 : step]])
+        if self.asynchronous:
+            host = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=True)
+            host.copy_(rows, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host, event = rows.to("cpu"), None
+        self._pending = (step, host, event)
+        self._copied_to = step
+
+    def _collect(self) -> None:
+        if self._pending is None:
+            return
+        step, host, event = self._pending
+        if event is not None and not event.query():
+            return
+        values = host.tolist()
+        losses = dict(zip(LOSS_NAMES, values[:4], strict=True))
+        losses["total"] = values[4]
+        self._ready = (step, losses)
+        self._pending = None
+
+    def latest(self, step: int) -> tuple[int, dict[str, float]]:
+        """(the step the losses belong to, {"L1".."L4", "total"}) after `step` steps; ({} before any copy)."""
+        self._collect()
+        if self._pending is None and (step - self._copied_to >= self.every or step == self.history.shape[0]):
+            self._start_copy(step)
+            self._collect()
+        return self._ready
+
+
 def build_head(height: int, width: int, hidden: int, k: int, seed: int) -> AttributeHead:
     """A freshly initialised head, the same for the same seed on every device (built on CPU)."""
     with torch.random.fork_rng(devices=[]):
@@ -118,11 +171,18 @@ def train_head(
     progress: ProgressCallback | None = None,
     samples_per_epoch: int = 5000,
     svd_backend: str = "auto",
+    report_every: int | None = None,
 ) -> TrainingResult:
     """Train an AttributeHead on paired paper-space latents x, z `[P, C, H, W]` (paper defaults).
 
     Same data, same seed, same device: the same head, bit for bit (on CPU). Runs with autograd enabled even
     when called under `torch.inference_mode()` (ComfyUI's executor), on clones of the data.
+
+    progress(step, total, losses) is called after every step (so a Cancel raised in it stops training within a
+    step); `losses` are those of the newest step whose values have reached the host (see LossReporter):
+    the current step on CPU, a few steps back on a GPU, so that reporting never makes the host wait for the
+    device. report_every: how many steps apart the device's losses are copied to the host (default: 1 on CPU,
+    10 elsewhere).
     """
     for name, value, low in (
         ("epochs", epochs, 1),
@@ -171,6 +231,7 @@ def train_head(
             steps_per_epoch,
             device,
         )
+        reporter = None if progress is None else LossReporter(history, totals, report_every)
         step = 0
         stopped = False
         for _epoch in range(epochs):
@@ -188,12 +249,13 @@ def train_head(
                 history[step] = terms.detach()
                 totals[step] = total.detach()
                 step += 1
-                if progress is not None:
-                    losses = dict(zip(LOSS_NAMES, history[step - 1].tolist(), strict=True))
-                    losses["total"] = float(totals[step - 1])
-                    if not math.isfinite(losses["total"]):
+                if reporter is not None:
+                    reported_step, losses = reporter.latest(step)
+                    if losses and not math.isfinite(losses["total"]):
                         raise NonFiniteError(
-                            f"training diverged at step {step} (loss {losses['total']})", reason="diverged", step=step
+                            f"training diverged at step {reported_step} (loss {losses['total']})",
+                            reason="diverged",
+                            step=reported_step,
                         )
                     if progress(step, total_steps, losses) is False:
                         stopped = True
