@@ -54,8 +54,8 @@ step). What to tune: `num_warps` (default by tile size, see `_default_num_warps`
 program pay off.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the kernel's `tl.constexpr` annotations must be real objects, not
+# strings, for the interpreter of Triton 3.0-3.2 to see them (Python >= 3.10 takes the `X | None` hints as is).
 import functools
 import importlib.util
 import logging
@@ -74,7 +74,7 @@ logger = logging.getLogger("avi.triton_svd")
 MAX_SIZE = 128
 DEFAULT_MAX_SWEEPS = 30
 INTERPRET_ENV_VAR = "TRITON_INTERPRET"
-# How a row fetches its partner's row each round: "registers" uses tl.gather (Triton >= 3.2; lowered through
+# How a row fetches its partner's row each round: "registers" uses tl.gather (Triton >= 3.3; lowered through
 # shared memory or warp shuffles); "memory" stores the tiles to the output buffers and loads the partner rows
 # back (through L1/L2), with a barrier on each side. Both give bit-identical results.
 GATHER_MODES = ("registers", "memory")
@@ -293,8 +293,8 @@ def triton_svd_with_sweeps(
 
     `tol`: relative orthogonality at which a column pair counts as converged (default sqrt(max(H, W)) * eps
     of the dtype); `max_sweeps` caps the sweeps per matrix; `num_warps` and `gather` (one of GATHER_MODES;
-    default "registers" where Triton has tl.gather) are launch choices for tuning on a GPU, with no effect on
-    the result's meaning.
+    default "registers" where Triton has tl.gather, i.e. 3.3+, else "memory") are launch choices for tuning
+    on a GPU, with no effect on the result's meaning.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"triton_svd needs a torch.Tensor, got {type(x).__name__}")
@@ -328,6 +328,11 @@ def triton_svd_with_sweeps(
     kernel = _kernel()
     if gather is None:
         gather = "registers" if hasattr(tl, "gather") else "memory"
+    elif gather == "registers" and not hasattr(tl, "gather"):
+        raise BackendUnavailableError(
+            f"gather='registers' needs tl.gather, which triton {triton.__version__} lacks (it came in 3.3): "
+            "pip install 'triton>=3.3', or leave gather at its default"
+        )
     n_pad, m_pad = _next_power_of_two(n), _next_power_of_two(m)
     # A = x (tall) or x^T (wide): A[j, i] at j * stride_am + i * stride_an.
     stride_row, stride_col = flat.stride(1), flat.stride(2)

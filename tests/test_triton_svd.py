@@ -133,6 +133,12 @@ def test_float64_runs_in_float64():
 
 def test_gather_modes_are_bit_identical():
     x = seeded(2, 9, 6, seed=7)
+    import triton.language as tl
+
+    if not hasattr(tl, "gather"):
+        with pytest.raises(BackendUnavailableError, match="triton>=3.3"):
+            svd(x, gather="registers")
+        pytest.skip("this triton has no tl.gather (3.3+): only the 'memory' gather mode runs")
     registers = svd(x, gather="registers")
     memory = svd(x, gather="memory")
     for a, b in zip(registers, memory, strict=True):
