@@ -31,13 +31,16 @@ norms, exchanged with 1-D gathers so that the two sides agree bit for bit):
     zeta = (|a_q|^2 - |a_p|^2) / (2 a_p . a_q)   t = sign(zeta) / (|zeta| + sqrt(1 + zeta^2))   (float64)
     c = 1 / sqrt(1 + t^2), s = c t               a_p <- c a_p - s a_q,  a_q <- s a_p + c a_q   (same for v)
 
-A pair is rotated only when |a_p . a_q| > tol |a_p| |a_q| with tol = sqrt(m) * eps (LAPACK sgesvj's
-threshold); the squared norms are recomputed by a reduction every round rather than updated by formula, so
-no cancellation can make a pair look converged when it is not. The sweeps stop as soon as a whole sweep
-found no pair above the tolerance, or after `max_sweeps` (per matrix: a matrix that converges early stops
-early, whatever the rest of the batch does). The kernel then writes each row normalised (U's columns), its
-norm times the scale (S, unsorted) and v (Vh's rows, same order). Rows too small to carry a direction
-(norm <= sqrt(float tiny) * m in the scaled matrix) are written as zero with S = 0.
+A pair is rotated only when |a_p . a_q| > tol |a_p| |a_q|, with tol = sqrt(m) * eps (LAPACK sgesvj's
+threshold), and both norms are above `tiny` = sqrt(smallest normal float) * m: below that a column's squares
+are subnormal and its dot products rounding noise that would keep it rotating to the sweep cap, so such a
+column is frozen (it would carry less than 1e-18 of the largest singular value). The squared norms are
+recomputed by a reduction every round rather than updated by formula, so no cancellation can make a pair look
+converged when it is not. The sweeps stop as soon as a whole sweep found no pair above the tolerance, or
+after `max_sweeps` (per matrix: a matrix that converges early stops early, whatever the rest of the batch
+does). The kernel then writes each row normalised (U's columns), its norm times the scale (S, unsorted) and v
+(Vh's rows, same order). Rows at or below `tiny` carry no reliable direction: they are written as zero, with
+S = 0.
 
 After the kernel, in PyTorch: sort S descending (stable) and reorder U's columns and Vh's rows with it, and
 complete the zero columns of U to an orthonormal basis with a Householder QR (`avi_core.jacobi`'s
@@ -238,8 +241,12 @@ def _kernel() -> Any:
                 alpha = tl.where(first, norm, norm_other)
                 beta = tl.where(first, norm_other, norm)
                 # sqrt each norm separately: their product can underflow for small but nonzero columns.
-                scale = tl.sqrt(alpha) * tl.sqrt(beta)
-                rel = tl.abs(gamma) / tl.where(scale > 0, scale, 1.0)
+                norm_p = tl.sqrt(alpha)
+                norm_q = tl.sqrt(beta)
+                scale = norm_p * norm_q
+                # A column at or below `tiny` is left alone (and completed by QR at the end): its squares are
+                # subnormal, so its dot products are rounding noise that would keep it rotating forever.
+                rel = tl.where((norm_p > tiny) & (norm_q > tiny), tl.abs(gamma) / tl.where(scale > 0, scale, 1.0), 0.0)
                 worst = tl.maximum(worst, rel)
                 rotate = rel > tol
                 # The angle in float64: float32 rounding of c^2 + s^2 off 1 is biased, and that bias summed over
