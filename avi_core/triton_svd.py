@@ -79,7 +79,8 @@ DEFAULT_MAX_SWEEPS = 30
 INTERPRET_ENV_VAR = "TRITON_INTERPRET"
 # How a row fetches its partner's row each round: "registers" uses tl.gather (Triton >= 3.3; lowered through
 # shared memory or warp shuffles); "memory" stores the tiles to the output buffers and loads the partner rows
-# back (through L1/L2), with a barrier on each side. Both give bit-identical results.
+# back (through L1/L2), with a barrier on each side. The results agree (bit for bit under the interpreter; on a
+# GPU the two may round a reduction differently).
 GATHER_MODES = ("registers", "memory")
 
 SVDResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -134,7 +135,8 @@ def is_available(device: torch.device | str | None = None) -> bool:
 
 
 def _default_num_warps(n_pad: int, m_pad: int) -> int:
-    # One warp per 512 elements of A, so that A, V and their gathered partners stay near 64 registers each.
+    # One warp per 512 elements of A: at 64 x 64 (8 warps) each thread then holds 16 elements of each of A, V and
+    # their gathered partners, 64 registers in all; 128 x 128 is capped at 16 warps (128 registers).
     return max(1, min(16, n_pad * m_pad // 512))
 
 
