@@ -190,7 +190,7 @@ def test_auto_rule(monkeypatch):
     assert auto_backend("mps", 64, 64, 20000) == "torch"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert auto_backend("cpu", 64, 64, 20000) == "torch"
-    assert set(BACKENDS) == {"auto", "torch", "threads", "jacobi"}
+    assert set(BACKENDS) == {"auto", "torch", "threads", "jacobi", "triton"}
 
 
 def test_nonfinite_input_is_refused():

@@ -8,6 +8,8 @@ One run measures, on one device (`--device`, default cuda when available, else c
 - Merge (`avi_core.merge`, the head's forward and both SVDs included) of a [1, 4, 64, 64] and a
   [16, 4, 64, 64] latent with a paper-size head (hidden 4096), against the 6.2 s of 50-step SD 2.1 sampling
   that the paper's edit accompanies;
+- with `--also NAME` (repeatable), the same SVD cases with another backend, e.g. `--also jacobi --also triton`
+  on a GPU; a backend that cannot run here (triton without CUDA) is skipped with a message;
 - paper-default training (`avi_core.train_head`: 5 epochs, batch 256, Adam 1e-3, hidden 4096) on 5000
   synthetic [4, 64, 64] pairs: seconds, samples per second and peak memory.
 
@@ -37,8 +39,10 @@ import torch
 from ..avi.head import AttributeHead
 from ..avi.merge import merge
 from ..avi.training import train_head
+from ..errors import BackendUnavailableError
 from ..files.atomic import write_atomically
-from ..latent.svd import BACKENDS, ENV_VAR, channel_svd, resolve_backend
+from ..latent.svd import BACKENDS, ENV_VAR, backend_unavailable_reason, channel_svd, resolve_backend
+from ..latent.triton_svd import interpreting, triton_svd_with_sweeps
 from ..version import __version__
 from .progress import TerminalProgress
 
@@ -77,6 +81,11 @@ MEANINGS: dict[str, str] = {
     "time any SVD could take on this GPU",
     "svd.auto_vs_floor": "auto_ms / floor_ms: how many times the hardware floor the backend takes",
     "svd.max_rel_error": "largest ||U S Vh - X||_F / ||X||_F of the auto backend over the batch",
+    "svd.<name>_ms": "--also NAME: median wall time of channel_svd(backend=NAME) on the same batch",
+    "svd.<name>_max_rel_error": "--also NAME: largest ||U S Vh - X||_F / ||X||_F of that backend",
+    "svd.triton_sweeps_mean": "--also triton: Jacobi sweeps per matrix, mean over the batch (max: "
+    "svd.triton_sweeps_max); the kernel's time is about proportional to it",
+    "also_skipped": "--also backends that cannot run here (triton without a CUDA GPU), with the reason",
     "merge.ms": "median wall time of avi_core.merge (head forward, both SVDs, blend, compose), milliseconds",
     "merge.percent_of_sampling": "merge time as a percentage of the paper's 6.2 s 50-step SD 2.1 sampling",
     "training.seconds": "wall time of train_head, data SVDs included, 5 epochs",
@@ -225,6 +234,14 @@ def svd_figures(
             )
             row[f"{name}_ms"] = other_s * 1e3
             row[f"{name}_runs"] = other_runs
+            ou, os_, ovh = channel_svd(x, backend=name)
+            other_error = ((ou * os_.unsqueeze(-2)) @ ovh - x).norm(dim=(-2, -1)) / x.norm(dim=(-2, -1))
+            row[f"{name}_max_rel_error"] = float(other_error.max())
+            if name == "triton":
+                sweeps = triton_svd_with_sweeps(x)[3].double()
+                row["triton_sweeps_mean"] = float(sweeps.mean())
+                row["triton_sweeps_max"] = int(sweeps.max())
+            del ou, os_, ovh
         rows.append(row)
         logger.info("svd n=%d B=%d: %s", n, batch, row)
         del x, u, s, vh
@@ -366,6 +383,8 @@ def render(report: dict[str, Any]) -> str:
     forced = report.get("forced_backend")
     if forced:
         lines.append(f"{ENV_VAR}={forced} forces the 'auto' column")
+    for name, reason in report.get("also_skipped", {}).items():
+        lines.append(f"--also {name} skipped: {reason}")
 
     lines.append("")
     lines.append("SVD of [B, n, n] float32 (median ms; speedup = torch / auto)")
@@ -447,10 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         choices=[b for b in BACKENDS if b != "auto"],
-        help="also time this SVD backend (repeatable), e.g. --also jacobi",
+        help="also time this SVD backend (repeatable), e.g. --also jacobi --also triton; one that cannot run "
+        "here (triton without a CUDA GPU) is skipped with a message",
     )
     parser.add_argument("--no-progress", action="store_true", help="no training progress lines on stderr")
     return parser
+
+
+def also_skip_reason(name: str, device: torch.device) -> str | None:
+    """None if `--also name` can be timed on `device`, else why it is skipped (e.g. triton without CUDA)."""
+    reason = backend_unavailable_reason(name, device)
+    if reason is None and name == "triton" and interpreting():
+        reason = "TRITON_INTERPRET=1 runs Triton's CPU interpreter, which is for tests and far too slow to time"
+    return reason
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
@@ -463,6 +491,14 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU here; use --device cpu")
     if args.repeats < 1 or args.budget <= 0:
         raise ValueError("--repeats must be >= 1 and --budget > 0")
+    also, also_skipped = [], {}
+    for name in args.also:
+        reason = also_skip_reason(name, device)
+        if reason is None:
+            also.append(name)
+        else:
+            also_skipped[name] = reason
+            print(f"--also {name} skipped: {reason}", file=sys.stderr)
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -470,7 +506,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "quick": bool(args.quick),
         "machine": machine_info(device),
         "forced_backend": os.environ.get(ENV_VAR, "").strip() or None,
-        "also": list(args.also),
+        "also": also,
+        "also_skipped": also_skipped,
         "gpu_spec": None,
         "paper": {
             "sampling_seconds": PAPER_SAMPLING_SECONDS,
@@ -486,7 +523,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         report["gpu_spec"] = spec
     cases = QUICK_SVD_CASES if args.quick else FULL_SVD_CASES
     budget = min(args.budget, 2.0) if args.quick else args.budget
-    report["svd"] = svd_figures(cases, device, args.repeats, budget, spec, also=args.also)
+    report["svd"] = svd_figures(cases, device, args.repeats, budget, spec, also=also)
     if args.quick:
         report["merge"] = merge_figures(
             device, hidden=32, size=16, batches=(1, 4), repeats=args.repeats, budget_s=budget
@@ -514,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         report = run(args, argv)
-    except ValueError as err:
+    except (ValueError, BackendUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(render(report))

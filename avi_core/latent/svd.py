@@ -14,6 +14,10 @@ Backends:
   results are bit-identical to "torch" on CPU.
 - "jacobi": `avi_core.jacobi.jacobi_svd`, a batched one-sided Jacobi made of plain tensor operations, meant
   for CUDA, where `torch.linalg.svd` of matrices larger than 32 x 32 issues one cuSOLVER call per matrix.
+- "triton": `avi_core.latent.triton_svd.triton_svd`, a fused Triton kernel running the whole one-sided Jacobi of each
+  matrix in one program (H, W <= 128). Optional (`pip install triton`, CUDA GPUs only; Triton's CPU
+  interpreter with TRITON_INTERPRET=1 is for tests) and opt-in only: "auto" never picks it until GPU
+  measurements say where it wins; asked for where it cannot run, it raises BackendUnavailableError.
 - "auto" picks, per call, by device and size. The rule is deterministic (never a timing taken at run time),
   so the same input always takes the same backend and training stays bit-reproducible:
   * CPU: "threads" when torch has more than one thread and the batch holds enough work to pay for the
@@ -46,10 +50,11 @@ import torch
 
 from ..errors import NonFiniteError
 from .jacobi import jacobi_svd
+from .triton_svd import triton_svd, unavailable_reason
 
 logger = logging.getLogger("avi.svd")
 
-BACKENDS = ("auto", "torch", "threads", "jacobi")
+BACKENDS = ("auto", "torch", "threads", "jacobi", "triton")
 ENV_VAR = "AVI_SVD_BACKEND"
 CUDA_JACOBI_MIN_BATCH = 64
 # Largest Jacobi work tensor (bytes) built at once; a bigger batch is decomposed in chunks.
@@ -169,7 +174,14 @@ _IMPLEMENTATIONS: dict[str, Callable[[torch.Tensor], SVDResult]] = {
     "torch": torch_svd,
     "threads": threaded_svd,
     "jacobi": chunked_jacobi_svd,
+    "triton": triton_svd,
 }
+
+
+def backend_unavailable_reason(name: str, device: torch.device | str) -> str | None:
+    """None if backend `name` can run on `device` here, else why not and the fix (only "triton" can fail)."""
+    _check_name(name, "backend name")
+    return unavailable_reason(device) if name == "triton" else None
 
 
 def _check_name(name: str, where: str) -> str:
@@ -205,7 +217,8 @@ def channel_svd(x: torch.Tensor, backend: str = "auto") -> SVDResult:
     """Thin SVD of `x [..., H, W]` in float32 or better; see the module docstring for shapes and backends.
 
     Raises NonFiniteError if `x` holds NaN or infinity (or, which should never happen, if the backend
-    returns any), ValueError for an unknown backend or a tensor of fewer than 2 dimensions.
+    returns any), ValueError for an unknown backend or a tensor of fewer than 2 dimensions, and
+    BackendUnavailableError (avi_core.latent.triton_svd) for the "triton" backend where it cannot run.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"channel_svd needs a torch.Tensor, got {type(x).__name__}")
