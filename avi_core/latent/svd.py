@@ -232,16 +232,28 @@ def channel_svd(x: torch.Tensor, backend: str = "auto") -> SVDResult:
         batch *= size
     name = resolve_backend(backend, x.device, h, w, batch)
     work = x.to(_working_dtype(x))
-    if work.numel() and not bool(torch.isfinite(work).all()):
-        raise NonFiniteError(
-            f"the latent contains NaN or infinity (shape {tuple(x.shape)}), so it has no SVD", reason="input"
-        )
-    u, s, vh = _IMPLEMENTATIONS[name](work)
-    finite = torch.stack([torch.isfinite(t).all() for t in (u, s, vh)]).all()
-    if not bool(finite):
+    if work.numel() == 0:
+        return _IMPLEMENTATIONS[name](work)
+    try:
+        u, s, vh = _IMPLEMENTATIONS[name](work)
+    except RuntimeError:  # LAPACK refuses some non-finite inputs outright
+        if not bool(torch.isfinite(work).all()):
+            raise _non_finite_input(x) from None
+        raise
+    # One host synchronisation for both checks (input and output), not one each: it matters on a GPU.
+    checks = torch.stack([torch.isfinite(t).all() for t in (work, u, s, vh)])
+    if not bool(checks.all()):
+        if not bool(checks[0]):
+            raise _non_finite_input(x)
         raise NonFiniteError(
             f"the {name!r} SVD backend returned NaN or infinity for a finite input of shape {tuple(x.shape)} "
             f"(another backend can be forced with {ENV_VAR}=torch)",
             reason="backend",
         )
     return u, s, vh
+
+
+def _non_finite_input(x: torch.Tensor) -> NonFiniteError:
+    return NonFiniteError(
+        f"the latent contains NaN or infinity (shape {tuple(x.shape)}), so it has no SVD", reason="input"
+    )
