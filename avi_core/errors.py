@@ -88,6 +88,13 @@ class UnsupportedSamplerError(AVIError, ValueError):
     """A sampler for which an operation (inversion) has no meaning. details: sampler, supported."""
 
 
+class OperationStoppedError(AVIError, RuntimeError):
+    """A long operation (inversion) whose progress callback asked it to stop before it had a usable result.
+
+    details: done (steps finished), total (steps it needed).
+    """
+
+
 class DatasetError(AVIError):
     """A dataset or collection that holds no usable samples. reason: "missing", "empty", "unusable", "unknown"."""
 
