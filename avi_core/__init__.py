@@ -6,6 +6,7 @@ Subpackages, one job each (imports point down this list, never up; `app` imports
 - `files`: atomic writes, the safe safetensors reader shared by every file kind, .latent files, datasets.
 - `plots`: matplotlib (Agg) figures as IMAGE tensors.
 - `avi`: Attribute Vector Integration (Algorithm 1): head, loss, training, merge, head files.
+- `hspace`: h-space directions (Haas et al.): PCA, supervised, Jacobian; applying them; direction files.
 - `explore`: the latent explorer (the paper's Figures 2-5): singular spectra, rank-one views, subspace distances.
 - `inversion`: deterministic inversion of a clean latent (a real photo) to a sampling step.
 - `app`: the `avi` command line, the benchmark, the demo.
