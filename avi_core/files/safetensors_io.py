@@ -62,19 +62,23 @@ class FileKind:
 def sniff_not_safetensors(path: Path) -> tuple[str, str] | None:
     """(reason, problem) when the first bytes show `path` is not a safetensors file at all, else None.
 
-    reason is "truncated" or "pickle"; problem is the sentence for the message.
+    A safetensors file starts with its header's length (8 bytes, little-endian) and then the JSON header, `{`.
+    Only when that `{` is missing are the first bytes read as a pickle's (zip archive, or protocol opcode 0x80):
+    a header length can itself start with those bytes. reason is "truncated", "pickle" or "foreign".
     """
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(16)
-    if len(head) < 8:
+    if len(head) < 9:
         return "truncated", f"it is only {len(head)} bytes long, too short for a safetensors file (truncated or empty)"
-    if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTOCOL_OPCODE:
-        return (
-            "pickle",
-            "it is a pickle file (torch.save / .pt / .ckpt / .bin), which the pack never loads because unpickling "
-            "can run arbitrary code",
-        )
+    if head[8:9] != b"{":
+        if head.startswith(_ZIP_MAGIC) or head[0] == _PICKLE_PROTOCOL_OPCODE:
+            return (
+                "pickle",
+                "it is a pickle file (torch.save / .pt / .ckpt / .bin), which the pack never loads because "
+                "unpickling can run arbitrary code",
+            )
+        return "foreign", "it is not a safetensors file (its header does not start where safetensors puts it)"
     (header_len,) = struct.unpack("<Q", head[:8])
     if header_len > size - 8:
         return "truncated", "its header claims more bytes than the file holds: it is truncated, or not safetensors"
