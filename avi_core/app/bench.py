@@ -41,9 +41,10 @@ from ..avi.training import train_head
 from ..errors import AVIError
 from ..latent.svd import BACKENDS, ENV_VAR, channel_svd, resolve_backend
 from ..version import __version__
-from .cli.fixes import advise
+from .cli.fixes import error_line
 from .interrupt import EXIT_INTERRUPTED, GUARD
 from .output import check_output, commit_output
+from .progress import TerminalProgress
 
 logger = logging.getLogger("avi.bench")
 
@@ -305,14 +306,12 @@ def training_figures(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     first_step: list[float] = []
-    bar = tqdm(desc="training", unit="step", file=sys.stderr, leave=False, position=1, disable=not show_progress)
+    bar = _step_bar(show_progress)
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
         if not first_step:
             first_step.append(time.perf_counter())
-        bar.total = total
-        bar.update(step - bar.n)
-        bar.set_postfix_str(f"loss {losses['total']:.3g}", refresh=False)
+        bar(step, total, losses)
 
     _synchronize(device)
     started = time.perf_counter()
@@ -346,6 +345,36 @@ def training_figures(
         figures["peak_memory_kind"] = "process ru_maxrss (includes what ran before)"
         figures["rss_peak_before_training_mb"] = rss_before
     return figures
+
+
+class _TqdmSteps:
+    """Training steps as a second tqdm bar, under the bar of cases (on a terminal)."""
+
+    def __init__(self) -> None:
+        self.bar = tqdm(desc="training", unit="step", file=sys.stderr, leave=False, position=1)
+
+    def __call__(self, step: int, total: int, losses: dict[str, float]) -> None:
+        self.bar.total = total
+        self.bar.set_postfix_str(f"loss {losses['total']:.3g}", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NoSteps:
+    def __call__(self, step: int, total: int, losses: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _step_bar(show_progress: bool) -> _TqdmSteps | TerminalProgress | _NoSteps:
+    """The training steps' progress: a tqdm bar on a terminal, a line every 5 % in a log, or nothing."""
+    if not show_progress:
+        return _NoSteps()
+    return _TqdmSteps() if _is_tty() else TerminalProgress("bench training")
 
 
 def _max_rss_mb() -> float:
@@ -458,6 +487,11 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _is_tty() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
+
+
 class RowCallback(Protocol):
     """Told when a case starts (`start(label)`) and given its figures when measured (`row`)."""
 
@@ -479,8 +513,17 @@ class LiveReport:
         self.json_path = json_path
         self.show_progress = show_progress
         self.echo = echo
-        self.bar = tqdm(desc="bench", unit="case", file=sys.stderr, disable=not show_progress)
+        self.cases = self.done = 0
+        self.bar = tqdm(disable=True)  # replaced by `begin`, once the options are checked
         self.write_row: Callable[[dict[str, Any]], str] = str
+
+    def begin(self, report: dict[str, Any], cases: int) -> None:
+        """Start showing `report`, which will have `cases` cases: a bar on a terminal, else a line per case."""
+        self.report = report
+        self.cases = cases
+        self.bar = tqdm(
+            total=cases, desc="bench", unit="case", file=sys.stderr, disable=not (self.show_progress and _is_tty())
+        )
 
     def print(self, lines: Sequence[str]) -> None:
         """Print `lines` on stdout now, above the progress bar."""
@@ -496,8 +539,11 @@ class LiveReport:
             _write_json(self.json_path, self.report)
 
     def start(self, label: str) -> None:
-        """A case begins: name it on the bar."""
-        self.bar.set_description_str(f"bench: {label}")
+        """A case begins: name it on the bar (or, in a log, on a line of its own)."""
+        if not self.bar.disable:
+            self.bar.set_description_str(f"bench: {label}")
+        elif self.show_progress:
+            print(f"bench [{self.done + 1}/{self.cases}] {label} ...", file=sys.stderr, flush=True)
 
     def __call__(self, row: dict[str, Any]) -> None:
         self.print([self.write_row(row)])
@@ -507,6 +553,7 @@ class LiveReport:
         """One more case measured: save the figures and move the bar."""
         self.save()
         self.bar.update(1)
+        self.done += 1
 
     def close(self) -> None:
         """Remove the bar."""
@@ -599,8 +646,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], live: LiveReport | None =
     budget = min(args.budget, 2.0) if args.quick else args.budget
     merge_hidden, merge_size, merge_batches = (32, 16, (1, 4)) if args.quick else (4096, 64, (1, 16))
     live = live if live is not None else LiveReport()
-    live.report = report
-    live.bar.total = len(cases) + len(merge_batches) + (0 if args.skip_training else 1)
+    live.begin(report, len(cases) + len(merge_batches) + (0 if args.skip_training else 1))
     live.print(render_header(report) + render_svd_header(report))
     live.save()
     live.write_row = lambda row: render_svd_row(report, row)
@@ -658,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except AVIError as err:
         live.close()
-        print(f"error: {advise(err)}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     except ValueError as err:
         live.close()

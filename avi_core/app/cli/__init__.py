@@ -54,7 +54,7 @@ def _error(message: str) -> int:
 def _run(argv: list[str]) -> int:
     # Imported here, after the Ctrl+C handler is in place: the parser imports torch.
     from ...errors import AVIError
-    from .fixes import advise
+    from .fixes import error_line
     from .parser import build_parser
 
     parser = build_parser()
@@ -81,7 +81,7 @@ def _run(argv: list[str]) -> int:
         return code
     except AVIError as err:
         logger.debug("%s failed", args.command, exc_info=True)
-        return _error(str(advise(err)))
+        return _error(error_line(err))
     except (ValueError, OSError) as err:
         logger.debug("%s failed", args.command, exc_info=True)
         return _error(str(err))
@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (`console_main`).
     """
     owned = GUARD.install()
-    GUARD.reset()
+    if owned:  # a fresh run in this process; under console_main an interrupt may already be pending
+        GUARD.reset()
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:

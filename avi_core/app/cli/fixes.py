@@ -8,6 +8,8 @@ inherit their base types' advice). `advise(err)` also gives the fix the option b
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import (
@@ -81,15 +83,15 @@ CLI_FIXES: FixTable = {
     (NonFiniteError, "backend"): "Set the environment variable AVI_SVD_BACKEND=torch, and please report it.",
     # Files read.
     (FileFormatError, ""): "Check the file name, or make the file again.",
-    (FileFormatError, "missing"): "Check the file name.",
+    (FileFormatError, "missing"): "Check {option}.",
     (FileFormatError, "pickle"): "Save latents with ComfyUI's SaveLatent node; heads with 'avi train'.",
     (HeadFileError, ""): "Download or train the head again ('avi train').",
-    (HeadFileError, "missing"): "Check --head (or the file name given to 'avi info').",
+    (HeadFileError, "missing"): "Check {option}.",
     (HeadFileError, "foreign"): "Give a head made by 'avi train' or 'AVI Train Attribute Head'.",
     (HeadFileError, "half_overflow"): "Save it without --half.",
     (HeadFileError, "nonfinite"): "Train it again with a lower --lr.",
     (LatentFileError, ""): "Give a .latent file saved by ComfyUI's SaveLatent node.",
-    (LatentFileError, "missing"): "Check --original / --target.",
+    (LatentFileError, "missing"): "Check {option}.",
     (FileVersionError, ""): "Update the pack (pip install -U, or git pull).",
     # Files written.
     (OutputPathError, ""): "Check {option}.",
@@ -104,6 +106,16 @@ CLI_FIXES: FixTable = {
 }
 
 
+@contextlib.contextmanager
+def about(option: str) -> Iterator[None]:
+    """Errors raised inside are about `option` (e.g. "--head"): the advice names it."""
+    try:
+        yield
+    except AVIError as err:
+        err.details.setdefault("option", option)
+        raise
+
+
 def advise(err: AVIError) -> AVIError:
     """Add the command line's advice to `err` (in place); returns it."""
     if isinstance(err, OutputPathError):
@@ -114,3 +126,12 @@ def advise(err: AVIError) -> AVIError:
         name = str(err.details.get("name", ""))
         err.details["option"] = OPTIONS.get(name, name if name.startswith("--") else f"the {name or 'setting'}")
     return add_fix(err, CLI_FIXES)
+
+
+def error_line(err: AVIError) -> str:
+    """`err` as the command line prints it after 'error: ': its facts, then the advice (`advise`) as a sentence."""
+    advise(err)
+    facts = err.facts.rstrip()
+    if not err.fix:
+        return facts
+    return f"{facts}{'' if facts.endswith(('.', '!', '?')) else '.'} {err.fix}"

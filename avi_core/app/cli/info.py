@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ...avi.describe import describe_head
 from ...avi.head_files import read_head_metadata
+from .fixes import about
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the head's description (or its metadata as JSON); returns the exit status."""
-    meta = read_head_metadata(args.head)
+    with about("the head file's name"):
+        meta = read_head_metadata(args.head)
     if args.json:
         print(json.dumps(meta, indent=2, sort_keys=True))
     else:

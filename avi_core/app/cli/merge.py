@@ -16,6 +16,7 @@ from ...values import format_values, parse_number_list
 from ...version import __version__
 from ..interrupt import GUARD
 from ..output import check_output, commit_output
+from .fixes import about
 from .options import (
     DEFAULT_SCALE_FACTOR,
     OUT_FOLDER_RULE,
@@ -113,10 +114,13 @@ def run(args: argparse.Namespace) -> int:
     check_sigma_order(args.sigma_x, args.sigma_z)
     check_output(args.out, LATENT_SUFFIX)
     device = resolve_device(args.device)
-    head = load_head(args.head, device=device)
+    with about("--head"):
+        head = load_head(args.head, device=device)
     scale = _scale_factor(args, head.metadata.get("scale_factor"))
-    x_comfy = read_latent_file(args.original)
-    z_comfy = read_latent_file(args.target)
+    with about("--original"):
+        x_comfy = read_latent_file(args.original)
+    with about("--target"):
+        z_comfy = read_latent_file(args.target)
     GUARD.check()
     x = to_paper_space(x_comfy, args.sigma_x, scale)
     z = to_paper_space(z_comfy, args.sigma_z, scale)

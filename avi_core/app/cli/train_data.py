@@ -16,6 +16,7 @@ from ...files.datasets import read_dataset
 from ...files.latent_files import LATENT_SUFFIX, read_latent_file
 from ...latent.capture import dataset_capture_metadata
 from ...latent.conventions import to_paper_space
+from .fixes import about
 from .options import DEFAULT_SCALE_FACTOR, check_sigma_order
 
 logger = logging.getLogger("avi.cli.train")
@@ -141,7 +142,8 @@ def load_training_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Te
     else:
         pairs = find_pair_files(args.pairs)
         info["source"] = f"pairs folder '{args.pairs.name}' ({len(pairs)} file pair(s))"
-    x_comfy, z_comfy = load_pairs(pairs)
+    with about("--original / --target" if args.pairs is None else "--pairs"):
+        x_comfy, z_comfy = load_pairs(pairs)
     info.update(x_sigma=args.sigma_x, z_sigma=args.sigma_z, scale_factor=scale)
     info["source_files"] = [str(p) for _, x_path, z_path in pairs for p in (x_path, z_path)]
     return to_paper_space(x_comfy, args.sigma_x, scale), to_paper_space(z_comfy, args.sigma_z, scale), info
