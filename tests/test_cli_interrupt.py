@@ -58,7 +58,8 @@ def in_python_start_up(code: int, stderr: str) -> bool:
     the first import of `avi_core/__main__.py`), where Python's default handling applies."""
     if code == -signal.SIGINT and not stderr:
         return True  # before Python had installed its own handler
-    return "KeyboardInterrupt" in stderr and "avi_core/app/interrupt.py" not in stderr
+    ours = ", in _handle\n" in stderr or ", in check\n" in stderr  # raised by the pack's handler
+    return "KeyboardInterrupt" in stderr and not ours
 
 
 def train(latents, out: Path, options: list[str], delay: float | None) -> tuple[int, str, str]:
