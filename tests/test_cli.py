@@ -410,6 +410,29 @@ def test_ctrl_c_while_saving_leaves_no_partial_head(latents, tmp_path, capsys, m
     assert list(out_dir.iterdir()) == []
 
 
+def test_ctrl_c_during_the_write_lets_it_finish_then_removes_it(latents, tmp_path, capsys, monkeypatch):
+    import signal
+
+    import avi_core.files.safetensors_io as safetensors_io
+
+    real_save = safetensors_io.save_file
+    written = []
+
+    def save_interrupted_midway(tensors, filename, metadata=None):
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl+C, in the middle of the write
+        real_save(tensors, filename, metadata=metadata)
+        written.append(Path(filename).stat().st_size)  # the write was not broken into
+
+    monkeypatch.setattr(safetensors_io, "save_file", save_interrupted_midway)
+    out_dir = tmp_path / "heads"
+    out_dir.mkdir()
+    code, stdout, err = run(capsys, *train_args(latents, out_dir / "h.safetensors"))
+    assert code == 130 and err.splitlines()[-1] == "interrupted (Ctrl+C); no file was written"
+    assert "Traceback" not in err and "saved" not in stdout
+    assert written and written[0] > 0
+    assert list(out_dir.iterdir()) == []  # cancelled before the rename; the temporary file removed
+
+
 def test_bench_forwards_its_arguments(monkeypatch, capsys):
     seen = []
     fake = types.ModuleType("avi_core.app.bench")
