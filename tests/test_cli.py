@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 import avi_core.app.demo as demo
-from avi_core import from_paper_space, read_head_metadata, to_paper_space
+from avi_core import __version__, from_paper_space, read_head_metadata, to_paper_space
 from avi_core.app.cli import main
 from avi_core.app.progress import TerminalProgress
 from avi_core.files.datasets import append_shard
@@ -47,6 +47,7 @@ def latents(tmp_path):
 def head_file(tmp_path, latents):
     x_path, z_path = latents
     out = tmp_path / "heads" / "smile.safetensors"
+    out.parent.mkdir()  # output folders are never created
     code = main(
         ["train", "--original", str(x_path), "--target", str(z_path), "--sigma-x", str(SIGMA_X),
          "--sigma-z", str(SIGMA_Z), "--out", str(out), "--description", "a smile", "--timestep-x", "795",
@@ -179,6 +180,7 @@ def test_merge_with_a_single_target_for_a_batch(head_file, latents, tmp_path, ca
 
 def test_train_from_a_pairs_folder(tmp_path, capsys):
     folder = tmp_path / "pairs"
+    folder.mkdir()
     for name, seed in (("a", 1), ("b", 2)):
         x, z = paper_pairs(pairs=2, seed=seed)
         write_latent_file(folder / f"{name}.x.latent", from_paper_space(x, SIGMA_X, SCALE))
@@ -196,12 +198,13 @@ def test_train_from_a_pairs_folder(tmp_path, capsys):
 
 def test_pairs_folder_with_a_missing_partner_is_refused(tmp_path, capsys):
     folder = tmp_path / "pairs"
+    folder.mkdir()
     x, z = paper_pairs(pairs=1)
     write_latent_file(folder / "a.x.latent", x)
     write_latent_file(folder / "a.z.latent", z)
     write_latent_file(folder / "b.x.latent", x)
     out = tmp_path / "h.safetensors"
-    code, _, err = run(capsys, "train", "--pairs", folder, "--sigma-x", 1, "--sigma-z", 1, "--out", out)
+    code, _, err = run(capsys, "train", "--pairs", folder, "--sigma-x", 3, "--sigma-z", 1, "--out", out)
     assert_clean_error(code, err, "b.z.latent")
     assert not out.exists()
 
@@ -210,7 +213,7 @@ def test_empty_pairs_folder_is_refused(tmp_path, capsys):
     (tmp_path / "pairs").mkdir()
     write_latent_file(tmp_path / "pairs" / "ComfyUI_00001_.latent", torch.zeros(1, 4, 8, 8))
     code, _, err = run(
-        capsys, "train", "--pairs", tmp_path / "pairs", "--sigma-x", "1", "--sigma-z", "1",
+        capsys, "train", "--pairs", tmp_path / "pairs", "--sigma-x", "3", "--sigma-z", "1",
         "--out", tmp_path / "h.safetensors", *TINY,
     )  # fmt: skip
     assert_clean_error(code, err, "NAME.x.latent")
@@ -246,21 +249,21 @@ def test_train_needs_the_sigmas(latents, tmp_path, capsys):
 def test_train_needs_exactly_one_source(latents, tmp_path, capsys):
     x_path, z_path = latents
     out = tmp_path / "h.safetensors"
-    code, _, err = run(capsys, "train", "--out", out, "--sigma-x", "1", "--sigma-z", "1")
+    code, _, err = run(capsys, "train", "--out", out, "--sigma-x", "3", "--sigma-z", "1")
     assert_clean_error(code, err, "exactly one source")
     code, _, err = run(
         capsys, "train", "--original", x_path, "--target", z_path, "--pairs", tmp_path, "--out", out,
-        "--sigma-x", "1", "--sigma-z", "1",
+        "--sigma-x", "3", "--sigma-z", "1",
     )  # fmt: skip
     assert_clean_error(code, err, "--original", "--pairs")
-    code, _, err = run(capsys, "train", "--original", x_path, "--out", out, "--sigma-x", 1, "--sigma-z", 1)
+    code, _, err = run(capsys, "train", "--original", x_path, "--out", out, "--sigma-x", 3, "--sigma-z", 1)
     assert_clean_error(code, err, "--target")
 
 
 def test_head_output_must_be_safetensors(latents, tmp_path, capsys):
     x_path, z_path = latents
     code, _, err = run(
-        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "1", "--sigma-z", "1",
+        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "3", "--sigma-z", "1",
         "--out", tmp_path / "head.pt", *TINY,
     )  # fmt: skip
     assert_clean_error(code, err, ".safetensors")
@@ -270,7 +273,7 @@ def test_mismatched_training_latents_are_refused(latents, tmp_path, capsys):
     x_path, _ = latents
     other = write_latent_file(tmp_path / "other.latent", torch.randn(3, 4, 8, 8))
     code, _, err = run(
-        capsys, "train", "--original", x_path, "--target", other, "--sigma-x", "1", "--sigma-z", "1",
+        capsys, "train", "--original", x_path, "--target", other, "--sigma-x", "3", "--sigma-z", "1",
         "--out", tmp_path / "h.safetensors", *TINY,
     )  # fmt: skip
     assert_clean_error(code, err, "(3, 4, 16, 16)", "(3, 4, 8, 8)", "same number")
@@ -281,7 +284,7 @@ def test_pickle_latent_is_refused(head_file, latents, tmp_path, capsys):
     evil = tmp_path / "evil.latent"
     torch.save({"latent_tensor": torch.zeros(1, 4, 16, 16)}, evil)
     code, _, err = run(
-        capsys, "merge", "--original", evil, "--target", z_path, "--head", head_file, "--sigma-x", "1",
+        capsys, "merge", "--original", evil, "--target", z_path, "--head", head_file, "--sigma-x", "3",
         "--sigma-z", "1", "--out", tmp_path / "y.latent",
     )  # fmt: skip
     assert_clean_error(code, err, "evil.latent", "pickle")
@@ -293,7 +296,7 @@ def test_damaged_head_is_refused(latents, tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
     code, _, err = run(
-        capsys, "merge", "--original", x_path, "--target", z_path, "--head", bad, "--sigma-x", "1",
+        capsys, "merge", "--original", x_path, "--target", z_path, "--head", bad, "--sigma-x", "3",
         "--sigma-z", "1", "--out", tmp_path / "y.latent",
     )  # fmt: skip
     assert_clean_error(code, err, "bad.safetensors")
@@ -304,13 +307,13 @@ def test_damaged_head_is_refused(latents, tmp_path, capsys):
     other = tmp_path / "not-a-head.safetensors"
     save_file({"w": torch.zeros(2)}, str(other))
     code, _, err = run(capsys, "info", other)
-    assert_clean_error(code, err, "not an AVI head")
+    assert_clean_error(code, err, "not an AVI attribute head", "avi train")
 
 
 def test_head_of_another_size_is_refused_naming_both_sizes(head_file, tmp_path, capsys):
     small = write_latent_file(tmp_path / "small.latent", torch.randn(1, 4, 8, 8))
     code, _, err = run(
-        capsys, "merge", "--original", small, "--target", small, "--head", head_file, "--sigma-x", "1",
+        capsys, "merge", "--original", small, "--target", small, "--head", head_file, "--sigma-x", "3",
         "--sigma-z", "1", "--out", tmp_path / "y.latent",
     )  # fmt: skip
     assert_clean_error(code, err, "16x16", "8x8")
@@ -319,16 +322,17 @@ def test_head_of_another_size_is_refused_naming_both_sizes(head_file, tmp_path, 
 @pytest.mark.parametrize(
     "extra, words",
     [
-        (["--rho-list", "0,a"], ["--rho-list", "'0,a'"]),
-        (["--rho", "5"], ["rho = 5.0", "range"]),
-        (["--k", "16"], ["k = 16", "between 1 and 15"]),
+        (["--rho-list", "0,a"], ["--rho-list", "'a'", "e.g. '0,0.5,1'"]),
+        (["--rho-list", "0,2.5"], ["--rho-list = 2.5", "range -1..2", "Give --rho-list between -1 and 2"]),
+        (["--rho", "5"], ["rho = 5", "range -1..2", "Give --rho between -1 and 2"]),
+        (["--k", "16"], ["k = 16", "Give --k between 1 and 15"]),
     ],
 )
 def test_bad_merge_options_are_refused(head_file, latents, tmp_path, capsys, extra, words):
     x_path, z_path = latents
     out = tmp_path / "y.latent"
     code, _, err = run(
-        capsys, "merge", "--original", x_path, "--target", z_path, "--head", head_file, "--sigma-x", "1",
+        capsys, "merge", "--original", x_path, "--target", z_path, "--head", head_file, "--sigma-x", "3",
         "--sigma-z", "1", "--out", out, *extra,
     )  # fmt: skip
     assert_clean_error(code, err, *words)
@@ -351,14 +355,14 @@ def test_help_and_version_exit_0(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "demo" in out and "train" in out
     code, out, _ = run(capsys, "--version")
-    assert code == 0 and "0.1.0" in out
+    assert code == 0 and __version__ in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_refused(latents, tmp_path, capsys):
     x_path, z_path = latents
     code, _, err = run(
-        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "1", "--sigma-z", "1",
+        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "3", "--sigma-z", "1",
         "--out", tmp_path / "h.safetensors", "--device", "cuda",
     )  # fmt: skip
     assert_clean_error(code, err, "CUDA")
@@ -377,7 +381,7 @@ def test_ctrl_c_during_training_exits_130_and_writes_nothing(latents, tmp_path, 
     out_dir = tmp_path / "heads"
     out_dir.mkdir()
     code, _, err = run(
-        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "1", "--sigma-z", "1",
+        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "3", "--sigma-z", "1",
         "--out", out_dir / "h.safetensors", "--hidden", "32", "--epochs", "1", "--batch-size", "8",
         "--samples-per-epoch", "64",
     )  # fmt: skip
@@ -387,21 +391,46 @@ def test_ctrl_c_during_training_exits_130_and_writes_nothing(latents, tmp_path, 
 
 
 def test_ctrl_c_while_saving_leaves_no_partial_head(latents, tmp_path, capsys, monkeypatch):
-    import avi_core.avi.head_files as head_files
+    import avi_core.files.safetensors_io as safetensors_io
 
     def interrupted_save(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(head_files, "save_file", interrupted_save)
+    monkeypatch.setattr(safetensors_io, "save_file", interrupted_save)
     x_path, z_path = latents
     out_dir = tmp_path / "heads"
+    out_dir.mkdir()
     code, _, err = run(
-        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "1", "--sigma-z", "1",
+        capsys, "train", "--original", x_path, "--target", z_path, "--sigma-x", "3", "--sigma-z", "1",
         "--out", out_dir / "h.safetensors", *TINY,
     )  # fmt: skip
     assert code == 130
+    assert err.splitlines()[-1] == "interrupted (Ctrl+C); no file was written" and "Traceback" not in err
     assert list(out_dir.iterdir()) == []
+
+
+def test_ctrl_c_during_the_write_lets_it_finish_then_removes_it(latents, tmp_path, capsys, monkeypatch):
+    import signal
+
+    import avi_core.files.safetensors_io as safetensors_io
+
+    real_save = safetensors_io.save_file
+    written = []
+
+    def save_interrupted_midway(tensors, filename, metadata=None):
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl+C, in the middle of the write
+        real_save(tensors, filename, metadata=metadata)
+        written.append(Path(filename).stat().st_size)  # the write was not broken into
+
+    monkeypatch.setattr(safetensors_io, "save_file", save_interrupted_midway)
+    out_dir = tmp_path / "heads"
+    out_dir.mkdir()
+    code, stdout, err = run(capsys, *train_args(latents, out_dir / "h.safetensors"))
+    assert code == 130 and err.splitlines()[-1] == "interrupted (Ctrl+C); no file was written"
+    assert "Traceback" not in err and "saved" not in stdout
+    assert written and written[0] > 0
+    assert list(out_dir.iterdir()) == []  # cancelled before the rename; the temporary file removed
 
 
 def test_bench_forwards_its_arguments(monkeypatch, capsys):
@@ -409,7 +438,7 @@ def test_bench_forwards_its_arguments(monkeypatch, capsys):
     fake = types.ModuleType("avi_core.app.bench")
     fake.main = lambda argv: seen.append(list(argv)) or 0
     monkeypatch.setitem(sys.modules, "avi_core.app.bench", fake)
-    monkeypatch.setattr(sys.modules["avi_core"], "bench", fake, raising=False)
+    monkeypatch.setattr(sys.modules["avi_core.app"], "bench", fake, raising=False)
     assert main(["bench", "--help"]) == 0
     assert main(["bench", "--size", "64", "-v", "extra"]) == 0
     assert seen == [["--help"], ["--size", "64", "-v", "extra"]]
@@ -417,7 +446,7 @@ def test_bench_forwards_its_arguments(monkeypatch, capsys):
 
 def test_bench_missing_is_a_clean_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "avi_core.app.bench", None)  # makes `import avi_core.app.bench` fail
-    monkeypatch.delattr(sys.modules["avi_core"], "bench", raising=False)
+    monkeypatch.delattr(sys.modules["avi_core.app"], "bench", raising=False)
     code, _, err = run(capsys, "bench")
     assert_clean_error(code, err, "bench")
 
@@ -483,3 +512,171 @@ def test_progress_close_ends_an_interrupted_line():
     with TerminalProgress("training", stream, is_tty=True) as bar:
         bar(1, 10, {})
     assert stream.getvalue().endswith("\n") and stream.getvalue().count("\n") == 1
+
+
+# ------------------------------------------------------------------ issue 8: one test per defect of the CLI
+
+
+def train_args(latents, out, *extra):
+    x_path, z_path = latents
+    return ["train", "--original", x_path, "--target", z_path, "--sigma-x", SIGMA_X, "--sigma-z", SIGMA_Z,
+            "--out", out, *TINY, *extra]  # fmt: skip
+
+
+def assert_not_trained(out, err):
+    assert "training on" not in out and "training [" not in err, "the run trained before refusing --out"
+
+
+@pytest.mark.parametrize("where", ["missing_folder", "file_as_folder", "a_folder", "proc"])
+def test_train_checks_that_out_can_be_written_before_training(latents, tmp_path, capsys, where):
+    blocker = tmp_path / "existing_file"
+    blocker.write_text("not a folder")
+    out = {
+        "missing_folder": tmp_path / "no" / "such" / "h.safetensors",
+        "file_as_folder": blocker / "h.safetensors",
+        "a_folder": tmp_path / "folder.safetensors",
+        "proc": Path("/proc/h.safetensors"),
+    }[where]
+    if where == "a_folder":
+        out.mkdir()
+    if where == "proc" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    code, stdout, err = run(capsys, *train_args(latents, out))
+    assert_clean_error(code, err, str(out), "--out")
+    assert_not_trained(stdout, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["existing_file", "original.latent", "target.latent"] + (["folder.safetensors"] if where == "a_folder" else [])
+    )
+
+
+def test_a_missing_out_folder_is_named_and_never_created(head_file, latents, tmp_path, capsys):
+    x_path, z_path = latents
+    out = tmp_path / "missing" / "y.latent"
+    code, _, err = run(
+        capsys, "merge", "--original", x_path, "--target", z_path, "--head", head_file, "--sigma-x", SIGMA_X,
+        "--sigma-z", SIGMA_Z, "--out", out,
+    )  # fmt: skip
+    assert_clean_error(code, err, f"the folder {out.parent} does not exist", f"mkdir -p {out.parent}")
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("failure", ["oserror", "safetensors"])
+def test_a_full_disk_while_saving_is_one_error_line(latents, tmp_path, capsys, monkeypatch, failure):
+    import errno
+
+    import avi_core.files.safetensors_io as safetensors_io
+
+    class SafetensorError(Exception):  # what safetensors raises, by name
+        pass
+
+    def full_disk(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"the first bytes")
+        if failure == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    monkeypatch.setattr(safetensors_io, "save_file", full_disk)
+    out_dir = tmp_path / "heads"
+    out_dir.mkdir()
+    out = out_dir / "h.safetensors"
+    code, _, err = run(capsys, *train_args(latents, out))
+    assert_clean_error(code, err, f"cannot write {out}: the disk is full", "--out")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_final_losses_name_the_weighted_total(latents, tmp_path, capsys):
+    out = tmp_path / "h.safetensors"
+    code, stdout, err = run(capsys, *train_args(latents, out))
+    assert code == 0, err
+    [line] = [line for line in stdout.splitlines() if line.startswith("final losses")]
+    total = read_head_metadata(out)["final_losses"]["total"]
+    assert "unweighted" in line and f"weighted total {total:.4g}" in line
+    assert " total" not in line.replace("weighted total", "")
+
+
+def test_info_uses_the_one_head_describer(head_file, capsys):
+    from avi_core.avi.describe import describe_head
+
+    code, out, err = run(capsys, "info", head_file)
+    assert code == 0, err
+    meta = read_head_metadata(head_file)
+    assert describe_head(meta, full=True, file_size=head_file.stat().st_size) in out
+    assert "weighted total" in out
+
+
+def test_a_damaged_shard_is_warned_about_once(tmp_path, capsys, caplog):
+    x, z = paper_pairs(pairs=2)
+    record = {"step": 10, "steps": 50, "sigma": SIGMA_X, "timestep": 795.0, "T": 1000, "scale_factor": SCALE,
+              "seed": 1, "batch": 2}  # fmt: skip
+    append_shard(tmp_path / "smile", x, z, records={"x": record, "z": {**record, "step": 24, "sigma": SIGMA_Z}})
+    damaged = tmp_path / "smile" / "shard-damaged.safetensors"
+    damaged.write_bytes(b"\x00" * 100)
+    out = tmp_path / "h.safetensors"
+    code, _, err = run(capsys, "train", "--dataset", tmp_path / "smile", "--out", out, *TINY)
+    assert code == 0, err
+    mentions = [r.getMessage() for r in caplog.records if damaged.name in r.getMessage()]
+    assert len(mentions) == 1, mentions
+
+
+def test_train_help_gives_the_readme_timesteps(capsys):
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "510 for 0.5T: step 24 of 50" in text and "795 for 0.8T: step 10 of 50" in text
+    assert "489" not in text
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "step 10 (timestep 795) and step 24 (timestep 510)" in readme
+
+
+def test_pairs_given_a_file_says_it_is_a_file(latents, tmp_path, capsys):
+    x_path, _ = latents
+    code, _, err = run(
+        capsys, "train", "--pairs", x_path, "--sigma-x", SIGMA_X, "--sigma-z", SIGMA_Z,
+        "--out", tmp_path / "h.safetensors", *TINY,
+    )  # fmt: skip
+    assert_clean_error(code, err, f"--pairs {x_path} is a file, not a folder")
+    assert "does not exist" not in err
+
+
+def test_dataset_missing_names_the_option_and_the_node(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--dataset", tmp_path / "nope", "--out", tmp_path / "h.safetensors", *TINY)
+    assert_clean_error(code, err, "does not exist", "Check --dataset", "'AVI Append To Dataset'")
+
+
+@pytest.mark.parametrize("command", ["merge", "train"])
+def test_x_captured_after_z_is_refused_like_the_nodes_do(head_file, latents, tmp_path, capsys, command):
+    x_path, z_path = latents
+    out = tmp_path / ("y.latent" if command == "merge" else "h.safetensors")
+    swapped = ["--original", z_path, "--target", x_path, "--sigma-x", SIGMA_Z, "--sigma-z", SIGMA_X, "--out", out]
+    extra = ["--head", head_file] if command == "merge" else TINY
+    code, stdout, err = run(capsys, command, *swapped, *extra)
+    assert_clean_error(code, err, "must be captured earlier", "Swap --original and --target")
+    assert not out.exists()
+    assert_not_trained(stdout, err)
+
+
+@pytest.mark.parametrize("rho", ["-5", "2.5"])
+def test_train_refuses_rho_outside_the_range_merge_accepts(latents, tmp_path, capsys, rho):
+    out = tmp_path / "h.safetensors"
+    code, stdout, err = run(capsys, *train_args(latents, out, "--rho", rho))
+    assert_clean_error(code, err, f"rho = {float(rho):g}", "Give --rho between -1 and 2")
+    assert_not_trained(stdout, err)
+    assert not out.exists()
+
+
+def test_the_rho_range_is_stated_in_the_help_and_the_readme(capsys):
+    for command in ("train", "merge"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "-1 to 2" in " ".join(out.split()), command
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`--rho` runs from -1 to 2" in readme
+
+
+def test_the_out_folder_rule_and_exit_codes_are_stated(capsys):
+    code, out, _ = run(capsys, "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "never created" in text and "130" in text
+    code, out, _ = run(capsys, "train", "--help")
+    assert "never created" in " ".join(out.split())
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "never created" in readme and "| 130 |" in readme

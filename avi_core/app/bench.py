@@ -32,18 +32,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from tqdm import tqdm
 
 from ..avi.head import AttributeHead
 from ..avi.merge import merge
 from ..avi.training import train_head
-from ..errors import BackendUnavailableError
-from ..files.atomic import write_atomically
+from ..errors import AVIError
 from ..latent.svd import BACKENDS, ENV_VAR, backend_unavailable_reason, channel_svd, resolve_backend
 from ..latent.triton_svd import interpreting, triton_svd_with_sweeps
 from ..version import __version__
+from .cli.fixes import error_line
+from .interrupt import EXIT_INTERRUPTED, GUARD
+from .output import check_output, commit_output
 from .progress import TerminalProgress
 
 logger = logging.getLogger("avi.bench")
@@ -199,9 +202,13 @@ def svd_figures(
     budget_s: float,
     spec: dict[str, Any] | None,
     also: Sequence[str] = (),
+    on_row: RowCallback | None = None,
 ) -> list[dict[str, Any]]:
+    """One row of SVD figures per (n, B) case; `on_row(row)` is called as soon as each row is measured."""
     rows = []
     for n, batch in cases:
+        if on_row is not None:
+            on_row.start(f"svd n={n} B={batch}")
         x = _structured_matrices(batch, n, seed=n * 100003 + batch, device=device)
         backend = resolve_backend("auto", device, n, n, batch)
         auto_s, auto_runs = time_call(lambda x=x: channel_svd(x), device, repeats, budget_s)
@@ -245,18 +252,29 @@ def svd_figures(
         rows.append(row)
         logger.info("svd n=%d B=%d: %s", n, batch, row)
         del x, u, s, vh
+        if on_row is not None:
+            on_row(row)
     return rows
 
 
 def merge_figures(
-    device: torch.device, hidden: int, size: int, batches: Sequence[int], repeats: int, budget_s: float
+    device: torch.device,
+    hidden: int,
+    size: int,
+    batches: Sequence[int],
+    repeats: int,
+    budget_s: float,
+    on_row: RowCallback | None = None,
 ) -> list[dict[str, Any]]:
+    """One row of merge figures per batch size; `on_row(row)` is called as soon as each row is measured."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         head = AttributeHead(size, size, hidden=hidden).to(device).eval()
     rows = []
     gen = torch.Generator().manual_seed(7)
     for batch in batches:
+        if on_row is not None:
+            on_row.start(f"merge [{batch}, 4, {size}, {size}]")
         x = torch.randn(batch, 4, size, size, generator=gen).to(device)
         z = torch.randn(batch, 4, size, size, generator=gen).to(device)
         seconds, runs = time_call(lambda x=x, z=z: merge(x, z, head, rho=1.0), device, repeats, budget_s)
@@ -270,6 +288,8 @@ def merge_figures(
                 "percent_of_sampling": 100.0 * seconds / PAPER_SAMPLING_SECONDS,
             }
         )
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 
@@ -302,21 +322,19 @@ def training_figures(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     first_step: list[float] = []
-    bar = TerminalProgress("bench training") if show_progress else None
+    bar = _step_bar(show_progress)
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
         if not first_step:
             first_step.append(time.perf_counter())
-        if bar is not None:
-            bar(step, total, losses)
+        bar(step, total, losses)
 
     _synchronize(device)
     started = time.perf_counter()
     try:
         result = train_head(x, z, epochs=epochs, hidden=hidden, device=device, progress=progress)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     _synchronize(device)
     seconds = time.perf_counter() - started
     samples = result.metadata["samples_per_epoch"] * result.metadata["epochs"]
@@ -345,6 +363,36 @@ def training_figures(
     return figures
 
 
+class _TqdmSteps:
+    """Training steps as a second tqdm bar, under the bar of cases (on a terminal)."""
+
+    def __init__(self) -> None:
+        self.bar = tqdm(desc="training", unit="step", file=sys.stderr, leave=False, position=1)
+
+    def __call__(self, step: int, total: int, losses: dict[str, float]) -> None:
+        self.bar.total = total
+        self.bar.set_postfix_str(f"loss {losses['total']:.3g}", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _NoSteps:
+    def __call__(self, step: int, total: int, losses: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _step_bar(show_progress: bool) -> _TqdmSteps | TerminalProgress | _NoSteps:
+    """The training steps' progress: a tqdm bar on a terminal, a line every 5 % in a log, or nothing."""
+    if not show_progress:
+        return _NoSteps()
+    return _TqdmSteps() if _is_tty() else TerminalProgress("bench training")
+
+
 def _max_rss_mb() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return usage / 1024 if sys.platform != "darwin" else usage / 2**20  # Linux: KiB, macOS: bytes
@@ -361,7 +409,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def render(report: dict[str, Any]) -> str:
+def render_header(report: dict[str, Any]) -> list[str]:
+    """The lines naming the run and the machine."""
     m = report["machine"]
     lines = [f"AVI benchmark ({report['date']}, avi_core {m['avi_version']}, torch {m['torch_version']})"]
     if m["device"].startswith("cuda"):
@@ -385,57 +434,148 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{ENV_VAR}={forced} forces the 'auto' column")
     for name, reason in report.get("also_skipped", {}).items():
         lines.append(f"--also {name} skipped: {reason}")
+    return lines
 
-    lines.append("")
-    lines.append("SVD of [B, n, n] float32 (median ms; speedup = torch / auto)")
+
+def render_svd_header(report: dict[str, Any]) -> list[str]:
+    """The title and column heads of the SVD table."""
     header = f"  {'n':>4} {'B':>6} {'auto backend':>12} {'auto ms':>10} {'torch ms':>10} {'speedup':>8} {'max err':>8}"
-    cuda = m["device"].startswith("cuda")
-    also = report.get("also", [])
-    for name in also:
+    for name in report.get("also", []):
         header += f" {name + ' ms':>10}"
-    if cuda:
+    if report["machine"]["device"].startswith("cuda"):
         header += f" {'floor ms':>9} {'auto/floor':>10}"
-    lines.append(header)
-    for row in report["svd"]:
-        line = (
-            f"  {row['n']:>4} {row['batch']:>6} {row['auto_backend']:>12} {_fmt(row['auto_ms']):>10} "
-            f"{_fmt(row['torch_ms']):>10} {_fmt(row['speedup']):>8} {row['max_rel_error']:>8.1e}"
-        )
-        for name in also:
-            line += f" {_fmt(row.get(name + '_ms')):>10}"
-        if cuda:
-            line += f" {_fmt(row['floor_ms']):>9} {_fmt(row['auto_vs_floor']):>10}"
-        lines.append(line)
-    lines.append("")
-    lines.append(
-        f"Merge (head hidden {report['merge'][0]['hidden'] if report['merge'] else '-'}, both SVDs; "
-        f"vs {PAPER_SAMPLING_SECONDS} s 50-step SD 2.1 sampling)"
+    return ["", "SVD of [B, n, n] float32 (median ms; speedup = torch / auto)", header]
+
+
+def render_svd_row(report: dict[str, Any], row: dict[str, Any]) -> str:
+    """One line of the SVD table."""
+    line = (
+        f"  {row['n']:>4} {row['batch']:>6} {row['auto_backend']:>12} {_fmt(row['auto_ms']):>10} "
+        f"{_fmt(row['torch_ms']):>10} {_fmt(row['speedup']):>8} {row['max_rel_error']:>8.1e}"
     )
-    for row in report["merge"]:
-        lines.append(
-            f"  x {row['shape']}: {_fmt(row['ms'])} ms = {row['percent_of_sampling']:.2g}% of sampling"
-            f" (paper: AVI adds {PAPER_EDIT_SECONDS - PAPER_SAMPLING_SECONDS:.1f} s = "
-            f"{100 * (PAPER_EDIT_SECONDS - PAPER_SAMPLING_SECONDS) / PAPER_SAMPLING_SECONDS:.0f}%)"
-        )
-    lines.append("")
-    t = report.get("training")
+    for name in report.get("also", []):
+        line += f" {_fmt(row.get(name + '_ms')):>10}"
+    if report["machine"]["device"].startswith("cuda"):
+        line += f" {_fmt(row['floor_ms']):>9} {_fmt(row['auto_vs_floor']):>10}"
+    return line
+
+
+def render_merge_header(hidden: int | str) -> list[str]:
+    """The title of the merge figures."""
+    return ["", f"Merge (head hidden {hidden}, both SVDs; vs {PAPER_SAMPLING_SECONDS} s 50-step SD 2.1 sampling)"]
+
+
+def render_merge_row(row: dict[str, Any]) -> str:
+    """One line of merge figures."""
+    return (
+        f"  x {row['shape']}: {_fmt(row['ms'])} ms = {row['percent_of_sampling']:.2g}% of sampling"
+        f" (paper: AVI adds {PAPER_EDIT_SECONDS - PAPER_SAMPLING_SECONDS:.1f} s = "
+        f"{100 * (PAPER_EDIT_SECONDS - PAPER_SAMPLING_SECONDS) / PAPER_SAMPLING_SECONDS:.0f}%)"
+    )
+
+
+def render_training(t: dict[str, Any] | None) -> list[str]:
+    """The training figures (or that they were skipped)."""
     if t is None:
-        lines.append("Training: skipped (--skip-training)")
-    else:
-        lines.append(
-            f"Training: {t['pairs']} pairs {t['shape']}, hidden {t['hidden']}, {t['epochs']} epochs x "
-            f"{t['samples_per_epoch']} samples, batch {t['batch_size']} ({t['steps']} steps)"
-        )
-        lines.append(
-            f"  {t['seconds']:.1f} s total ({_fmt(t['seconds_to_first_step'])} s to the first step, "
-            f"data SVDs included), {_fmt(t['samples_per_second'])} samples/s, "
-            f"peak memory {t['peak_memory_mb']:.0f} MB ({t['peak_memory_kind']})"
-        )
-        lines.append(f"  paper: about {PAPER_TRAINING_SECONDS / 60:.0f} minutes for 5 epochs on one RTX 3090")
-    lines.append("")
-    lines.append("What the figures mean:")
-    lines.extend(f"  {key}: {text}" for key, text in MEANINGS.items())
+        return ["", "Training: skipped (--skip-training)"]
+    return [
+        "",
+        f"Training: {t['pairs']} pairs {t['shape']}, hidden {t['hidden']}, {t['epochs']} epochs x "
+        f"{t['samples_per_epoch']} samples, batch {t['batch_size']} ({t['steps']} steps)",
+        f"  {t['seconds']:.1f} s total ({_fmt(t['seconds_to_first_step'])} s to the first step, "
+        f"data SVDs included), {_fmt(t['samples_per_second'])} samples/s, "
+        f"peak memory {t['peak_memory_mb']:.0f} MB ({t['peak_memory_kind']})",
+        f"  paper: about {PAPER_TRAINING_SECONDS / 60:.0f} minutes for 5 epochs on one RTX 3090",
+    ]
+
+
+def render_meanings() -> list[str]:
+    """What each figure means."""
+    return ["", "What the figures mean:", *(f"  {key}: {text}" for key, text in MEANINGS.items())]
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole printed report of a finished run (what `main` prints piece by piece as it measures)."""
+    lines = render_header(report) + render_svd_header(report)
+    lines += [render_svd_row(report, row) for row in report["svd"]]
+    lines += render_merge_header(report["merge"][0]["hidden"] if report["merge"] else "-")
+    lines += [render_merge_row(row) for row in report["merge"]]
+    lines += render_training(report.get("training"))
+    lines += render_meanings()
     return "\n".join(lines)
+
+
+def _is_tty() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
+
+
+class RowCallback(Protocol):
+    """Told when a case starts (`start(label)`) and given its figures when measured (`row`)."""
+
+    def start(self, label: str) -> None: ...
+
+    def __call__(self, row: dict[str, Any]) -> None: ...
+
+
+class LiveReport:
+    """Shows a run as it goes: a progress bar of cases on stderr (tqdm), each figure printed on stdout as soon as
+    it is measured, and the --json file rewritten (atomically) after every case, so a killed run keeps
+    everything it measured. The JSON's `complete` is false until the last case is in.
+
+    json_path: the --json file (None: nothing is saved). show_progress: draw the bar. echo: print the figures.
+    """
+
+    def __init__(self, json_path: Path | None = None, *, show_progress: bool = False, echo: bool = False) -> None:
+        self.report: dict[str, Any] = {}
+        self.json_path = json_path
+        self.show_progress = show_progress
+        self.echo = echo
+        self.cases = self.done = 0
+        self.bar = tqdm(disable=True)  # replaced by `begin`, once the options are checked
+        self.write_row: Callable[[dict[str, Any]], str] = str
+
+    def begin(self, report: dict[str, Any], cases: int) -> None:
+        """Start showing `report`, which will have `cases` cases: a bar on a terminal, else a line per case."""
+        self.report = report
+        self.cases = cases
+        self.bar = tqdm(
+            total=cases, desc="bench", unit="case", file=sys.stderr, disable=not (self.show_progress and _is_tty())
+        )
+
+    def print(self, lines: Sequence[str]) -> None:
+        """Print `lines` on stdout now, above the progress bar."""
+        if not self.echo:
+            return
+        for line in lines:
+            self.bar.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+    def save(self) -> None:
+        """Rewrite the --json file with the figures so far."""
+        if self.json_path is not None:
+            _write_json(self.json_path, self.report)
+
+    def start(self, label: str) -> None:
+        """A case begins: name it on the bar (or, in a log, on a line of its own)."""
+        if not self.bar.disable:
+            self.bar.set_description_str(f"bench: {label}")
+        elif self.show_progress:
+            print(f"bench [{self.done + 1}/{self.cases}] {label} ...", file=sys.stderr, flush=True)
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.print([self.write_row(row)])
+        self.case_done()
+
+    def case_done(self) -> None:
+        """One more case measured: save the figures and move the bar."""
+        self.save()
+        self.bar.update(1)
+        self.done += 1
+
+    def close(self) -> None:
+        """Remove the bar."""
+        self.bar.close()
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -481,8 +621,8 @@ def also_skip_reason(name: str, device: torch.device) -> str | None:
     return reason
 
 
-def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
-    """Measure everything `args` asks for and return the report (the JSON document)."""
+def _check_options(args: argparse.Namespace) -> torch.device:
+    """The device to measure on; ValueError for options that cannot run (before anything is measured)."""
     if args.device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -491,6 +631,19 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU here; use --device cpu")
     if args.repeats < 1 or args.budget <= 0:
         raise ValueError("--repeats must be >= 1 and --budget > 0")
+    if args.train_pairs is not None and args.train_pairs < 1:
+        raise ValueError(f"--train-pairs must be >= 1, got {args.train_pairs}")
+    if args.json is not None:
+        check_output(args.json, None, "--json")
+    return device
+
+
+def run(args: argparse.Namespace, argv: Sequence[str], live: LiveReport | None = None) -> dict[str, Any]:
+    """Measure everything `args` asks for and return the report (the JSON document).
+
+    live: shown and saved case by case (`LiveReport`); by default nothing is printed and nothing is saved.
+    """
+    device = _check_options(args)
     also, also_skipped = [], {}
     for name in args.also:
         reason = also_skip_reason(name, device)
@@ -504,6 +657,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m avi_core bench " + " ".join(argv),
         "quick": bool(args.quick),
+        "complete": False,
         "machine": machine_info(device),
         "forced_backend": os.environ.get(ENV_VAR, "").strip() or None,
         "also": also,
@@ -516,6 +670,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             "training_gpu": "RTX 3090",
         },
         "meanings": MEANINGS,
+        "svd": [],
+        "merge": [],
+        "training": None,
     }
     spec = None
     if device.type == "cuda":
@@ -523,45 +680,78 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         report["gpu_spec"] = spec
     cases = QUICK_SVD_CASES if args.quick else FULL_SVD_CASES
     budget = min(args.budget, 2.0) if args.quick else args.budget
-    report["svd"] = svd_figures(cases, device, args.repeats, budget, spec, also=also)
-    if args.quick:
-        report["merge"] = merge_figures(
-            device, hidden=32, size=16, batches=(1, 4), repeats=args.repeats, budget_s=budget
-        )
-    else:
-        report["merge"] = merge_figures(device, 4096, 64, (1, 16), args.repeats, budget)
-    if args.skip_training:
-        report["training"] = None
-    else:
+    merge_hidden, merge_size, merge_batches = (32, 16, (1, 4)) if args.quick else (4096, 64, (1, 16))
+    live = live if live is not None else LiveReport()
+    live.begin(report, len(cases) + len(merge_batches) + (0 if args.skip_training else 1))
+    live.print(render_header(report) + render_svd_header(report))
+    live.save()
+    live.write_row = lambda row: render_svd_row(report, row)
+    svd_figures(cases, device, args.repeats, budget, spec, also=also, on_row=_Collect(report["svd"], live))
+    live.print(render_merge_header(merge_hidden))
+    live.write_row = render_merge_row
+    merge_figures(
+        device, merge_hidden, merge_size, merge_batches, args.repeats, budget, on_row=_Collect(report["merge"], live)
+    )
+    if not args.skip_training:
         pairs = args.train_pairs if args.train_pairs is not None else (32 if args.quick else 5000)
-        if pairs < 1:
-            raise ValueError(f"--train-pairs must be >= 1, got {pairs}")
         size, hidden, epochs = (16, 32, 1) if args.quick else (64, 4096, 5)
-        report["training"] = training_figures(device, pairs, size, hidden, epochs, not args.no_progress)
+        live.start(f"training {pairs} pairs of 4x{size}x{size}")
+        report["training"] = training_figures(device, pairs, size, hidden, epochs, live.show_progress)
+        live.case_done()
+    live.print(render_training(report["training"]))
+    report["complete"] = True
+    live.save()
+    live.print(render_meanings())
     return report
 
 
+class _Collect:
+    """A RowCallback that appends each row to the report's list before `live` shows and saves it."""
+
+    def __init__(self, rows: list[dict[str, Any]], live: LiveReport) -> None:
+        self.rows = rows
+        self.live = live
+
+    def start(self, label: str) -> None:
+        self.live.start(label)
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.live(row)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; prints the figures (stdout), returns 0, or 2 on bad options."""
+    """Run the benchmark; prints the figures (stdout) as they are measured and returns 0; 2 on bad options or
+    an unwritable --json; 130 on Ctrl+C (the --json file then holds every figure measured before it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
+    live = LiveReport(args.json, show_progress=not args.no_progress, echo=True)
     try:
-        report = run(args, argv)
-    except (ValueError, BackendUnavailableError) as err:
+        run(args, argv, live)
+    except KeyboardInterrupt:
+        GUARD.finish()
+        live.close()
+        kept = f"; the figures measured so far are in {args.json}" if args.json and GUARD.committed else ""
+        print(f"interrupted (Ctrl+C){kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AVIError as err:
+        live.close()
+        print(f"error: {error_line(err)}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        live.close()
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(render(report))
+    live.close()
     if args.json is not None:
-        _write_json(args.json, report)
         print(f"\nfigures written to {args.json}")
     return 0
 
 
 def _write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2) + "\n"
-    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+    commit_output(path, lambda temp: temp.write_text(text, encoding="utf-8"), last=False)

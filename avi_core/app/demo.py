@@ -22,10 +22,14 @@ from ..files.latent_files import write_latent_file
 from ..latent.conventions import SD_SCALE_FACTOR as DEFAULT_SCALE_FACTOR
 from ..latent.conventions import from_paper_space
 from ..version import __version__
+from .output import check_output, commit_output
 from .progress import TerminalProgress
 
 DEMO_PAIRS, DEMO_TEST_PAIRS, DEMO_CHANNELS, DEMO_SIZE = 64, 4, 4, 32
 DEMO_HIDDEN, DEMO_EPOCHS, DEMO_SAMPLES_PER_EPOCH = 256, 2, 10240
+# The noise levels the demo's .latent files are labelled with: synthetic, but x noisier than z, as `avi merge`
+# requires (paper space is the same at any sigma, so the merge is the demo's own).
+DEMO_SIGMA_X, DEMO_SIGMA_Z = 3.0, 1.0
 
 
 def synthetic_pairs(
@@ -134,17 +138,16 @@ def run_demo(seed: int, out_dir: Path) -> list[str]:
         "the paper-mode merge did not move toward z",
     )
 
-    path = save_head(
-        head,
-        out_dir / "demo-head.safetensors",
-        metadata={
-            "name": "demo-head",
-            "description": "avi demo: synthetic attribute (not a real one)",
-            "source": "synthetic demo data",
-            "x_sigma": 0.0,
-            "z_sigma": 0.0,
-            "scale_factor": DEFAULT_SCALE_FACTOR,
-        },
+    metadata = {
+        "name": "demo-head",
+        "description": "avi demo: synthetic attribute (not a real one)",
+        "source": "synthetic demo data",
+        "x_sigma": DEMO_SIGMA_X,
+        "z_sigma": DEMO_SIGMA_Z,
+        "scale_factor": DEFAULT_SCALE_FACTOR,
+    }
+    path = commit_output(
+        out_dir / "demo-head.safetensors", lambda temp: save_head(head, temp, metadata=metadata), last=False
     )
     reloaded = load_head(path)
     y_reloaded = merge_sweep(x_test, z_test, reloaded, [1.0], mode="paper")
@@ -153,9 +156,10 @@ def run_demo(seed: int, out_dir: Path) -> list[str]:
         f"saved {path.name} ({path.stat().st_size / 2**20:.1f} MiB), reloaded: same merge, bit for bit",
         "the reloaded head merges differently",
     )
-    # The demo's latents as ComfyUI would save fully denoised ones (sigma 0), to try `avi merge` on.
-    write_latent_file(out_dir / "x.latent", from_paper_space(x_test, 0.0, DEFAULT_SCALE_FACTOR))
-    write_latent_file(out_dir / "z.latent", from_paper_space(z_test, 0.0, DEFAULT_SCALE_FACTOR))
+    # The held-out latents as ComfyUI would save them at the demo's sigmas, to try `avi merge` on.
+    for name, latent, sigma in (("x", x_test, DEMO_SIGMA_X), ("z", z_test, DEMO_SIGMA_Z)):
+        comfy = from_paper_space(latent, sigma, DEFAULT_SCALE_FACTOR)
+        commit_output(out_dir / f"{name}.latent", lambda temp, comfy=comfy: write_latent_file(temp, comfy), last=False)
     print(f"demo took {time.perf_counter() - started:.1f} s")
     return failures
 
@@ -174,13 +178,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.out_dir is not None:
+        check_output(args.out_dir / "demo-head.safetensors", option="--out-dir")
         failures = run_demo(args.seed, args.out_dir)
         out = args.out_dir
         print(
             f"kept in {out}: demo-head.safetensors, x.latent, z.latent. Try:\n"
             f"  python -m avi_core info {out / 'demo-head.safetensors'}\n"
             f"  python -m avi_core merge --original {out / 'x.latent'} --target {out / 'z.latent'} "
-            f"--head {out / 'demo-head.safetensors'} --sigma-x 0 --sigma-z 0 --rho-list 0,0.5,1 "
+            f"--head {out / 'demo-head.safetensors'} --sigma-x {DEMO_SIGMA_X:g} --sigma-z {DEMO_SIGMA_Z:g} "
+            f"--rho-list 0,0.5,1 "
             f"--out {out / 'y.latent'}"
         )
     else:

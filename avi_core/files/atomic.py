@@ -39,6 +39,9 @@ def temporary_sibling(path: Path) -> Path:
 def write_error(path: Path, err: OSError) -> OutputPathError:
     """An OutputPathError for `err` raised while writing `path`: reason and cause from its errno."""
     reason, cause = _REASONS.get(err.errno or 0, ("os", err.strerror or str(err)))
+    if err.errno == errno.ENOENT and path.parent.is_dir():
+        # The folder is there but refuses new names: a virtual file system such as /proc or /sys.
+        reason, cause = "refused", f"the folder {path.parent} does not accept new files"
     return OutputPathError(f"cannot write {path}: {cause}", reason=reason, path=str(path), cause=cause)
 
 
