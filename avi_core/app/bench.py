@@ -57,7 +57,15 @@ PAPER_EDIT_SECONDS = 6.7
 PAPER_TRAINING_SECONDS = 300.0  # "around 5 mins in one single RTX 3090", 5 epochs
 
 # (matrix size n, batch B) of the SVD table.
-FULL_SVD_CASES: tuple[tuple[int, int], ...] = ((64, 4), (64, 256), (64, 20000), (96, 4096), (128, 4096))
+FULL_SVD_CASES: tuple[tuple[int, int], ...] = (
+    (64, 1),
+    (64, 2),
+    (64, 4),
+    (64, 256),
+    (64, 20000),
+    (96, 4096),
+    (128, 4096),
+)
 QUICK_SVD_CASES: tuple[tuple[int, int], ...] = ((16, 4), (16, 64), (24, 16))
 
 # name fragment -> (memory bandwidth GB/s, fp32 non-tensor-core TFLOP/s); vendor datasheet figures.
