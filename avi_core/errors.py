@@ -12,8 +12,8 @@ error in a table keyed by exception type and `reason`, and stores it on the erro
         add_fix(err, NODE_FIXES)
         raise
 
-`str(err)` is then the facts followed by the fix. `err.details` holds the numbers a fix may quote
-(`{role}`, `{low}`, ...).
+`str(err)` is then the facts, a full stop, and the fix (whole sentences). `err.details` holds the numbers a
+fix may quote (`{role}`, `{low}`, ...).
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ class AVIError(Exception):
         self.fix = ""
 
     def __str__(self) -> str:
-        return f"{self.facts} {self.fix}" if self.fix else self.facts
+        if not self.fix:
+            return self.facts
+        # The facts are a clause without a full stop; the fix is one or more sentences.
+        stop = "" if self.facts.rstrip().endswith((".", "!", "?")) else "."
+        return f"{self.facts}{stop} {self.fix}"
 
 
 class ParameterError(AVIError, ValueError):

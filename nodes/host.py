@@ -1,8 +1,9 @@
-"""Everything the nodes take from the ComfyUI host, imported lazily.
+"""Everything the nodes take from the ComfyUI host's internals (comfy.*, folder_paths, the host's nodes.py),
+imported lazily.
 
-The pack must import without ComfyUI (host-free tests, the CLI), so no module of the pack imports comfy,
-folder_paths or the host's nodes.py at import time; the nodes call these functions when they run.
-Tests without a host replace them (monkeypatch) with small fakes.
+The pack's root must import without ComfyUI (host-free tests, the CLI). The node modules (nodes/avi/*.py)
+import the host's public node API, comfy_api, and are imported only by `comfy_entrypoint`; everything else of
+the host is reached through these functions, when a node runs.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ import logging
 import os
 from typing import Any
 
+from ..avi_core.errors import HeadFileError
+
 logger = logging.getLogger("avi.nodes")
 
 HEADS_FOLDER = "avi_heads"
 DATASETS_FOLDER = "avi_datasets"
 HEAD_EXTENSIONS = {".safetensors"}
-
-# Used only to describe the node's inputs when ComfyUI is absent (schema checks in host-free tests).
-_FALLBACK_SAMPLERS = ["euler", "ddim"]
-_FALLBACK_SCHEDULERS = ["normal", "simple", "ddim_uniform"]
 
 
 class HostMissingError(RuntimeError):
@@ -53,39 +52,31 @@ def register_model_folders() -> bool:
 
 
 def sampler_names() -> list[str]:
-    try:
-        import comfy.samplers
-    except ImportError:
-        return list(_FALLBACK_SAMPLERS)
-    return list(comfy.samplers.KSampler.SAMPLERS)
+    """The host's sampler names (KSampler's list)."""
+    return list(_require("comfy.samplers").KSampler.SAMPLERS)
 
 
 def scheduler_names() -> list[str]:
-    try:
-        import comfy.samplers
-    except ImportError:
-        return list(_FALLBACK_SCHEDULERS)
-    return list(comfy.samplers.KSampler.SCHEDULERS)
+    """The host's scheduler names (KSampler's list)."""
+    return list(_require("comfy.samplers").KSampler.SCHEDULERS)
 
 
 def head_files() -> list[str]:
-    """The files of the avi_heads folders (ComfyUI's cached list), [] without ComfyUI."""
-    try:
-        import folder_paths
-    except ImportError:
-        return []
-    return folder_paths.get_filename_list(HEADS_FOLDER)
+    """The files of the avi_heads folders (ComfyUI's cached list)."""
+    return _require("folder_paths").get_filename_list(HEADS_FOLDER)
 
 
 def head_path(filename: str) -> str:
-    """Full path of a listed head file; raises with the folders searched when it is gone."""
+    """Full path of a listed head file; HeadFileError (reason "missing") naming the folders searched when gone."""
     folder_paths = _require("folder_paths")
     path = folder_paths.get_full_path(HEADS_FOLDER, filename)
     if path is None:
-        raise FileNotFoundError(
-            f"attribute head {filename!r} is not in the avi_heads folders "
-            f"({', '.join(folder_paths.get_folder_paths(HEADS_FOLDER))}); refresh the page (press R) and pick one "
-            "from the list, or train one with 'AVI Train Attribute Head'"
+        folders = ", ".join(folder_paths.get_folder_paths(HEADS_FOLDER))
+        raise HeadFileError(
+            f"attribute head {filename!r} is not in the avi_heads folders ({folders})",
+            reason="missing",
+            path=filename,
+            kind="attribute head",
         )
     return path
 
@@ -105,6 +96,7 @@ def dataset_roots() -> list[str]:
 
 
 def torch_device():
+    """The device ComfyUI computes on."""
     return _require("comfy.model_management").get_torch_device()
 
 

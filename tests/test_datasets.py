@@ -16,7 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def ds(pack):
-    return pack.avi_core.files.datasets
+    import avi_pack.avi_core.files.datasets as datasets
+
+    return datasets
 
 
 @pytest.fixture(scope="module")
@@ -269,43 +271,19 @@ def test_append_latent_pair_refuses_bad_pairs(pack, ds, errors, tmp_path):
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
 
-def test_append_node_writes_one_shard_per_run(pack, ds, monkeypatch, tmp_path):
-    from avi_pack.nodes import dataset_nodes, host
-
-    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path / "first"), str(tmp_path / "second")])
-    node = pack.NODE_CLASS_MAPPINGS["AVIAppendToDataset"]()
-    xs, zs = torch.randn(2, 4, 8, 8) * 20, torch.randn(2, 4, 8, 8) * 3
-    original = _captured(pack, xs, step=10, sigma=14.6, timestep=795)
-    target = _captured(pack, zs, step=25, sigma=1.9, timestep=489)
-    out1 = node.append(original, target, "../my smile")
-    out2 = node.append(original, target, "../my smile")
-    folder = tmp_path / "first" / "my smile"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in ds.iter_shard_paths(folder))
-    assert len(list(folder.iterdir())) == 2 and not (tmp_path / "second").exists()
-    assert out1["result"][0].startswith("added 2 pair(s) to dataset 'my smile': now 2 pair(s) in 1 shard(s)")
-    assert "now 4 pair(s) in 2 shard(s)" in out2["result"][0]
-    assert out2["ui"]["text"] == [out2["result"][0]]
-    assert ds.read_dataset(folder).pairs == 4
-    assert dataset_nodes.AVIAppendToDataset.OUTPUT_NODE is True
-
-
-def test_append_node_declares_tooltips_and_description(pack):
-    cls = pack.NODE_CLASS_MAPPINGS["AVIAppendToDataset"]
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS["AVIAppendToDataset"] == "AVI Append To Dataset"
-    assert len(cls.DESCRIPTION) > 50
-    spec = cls.INPUT_TYPES()["required"]
-    assert list(spec) == ["original", "target", "dataset"]
-    assert all(opts.get("tooltip") for _, opts in spec.values())
-
-
-def test_append_node_refuses_latents_without_records(pack, monkeypatch, tmp_path, errors):
-    from avi_pack.nodes import host
-
-    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path)])
-    node = pack.NODE_CLASS_MAPPINGS["AVIAppendToDataset"]()
-    latent = {"samples": torch.zeros(1, 4, 8, 8)}
-    with pytest.raises(errors.CaptureRecordError, match="Capture Latent at Step"):
-        node.append(latent, latent, "smile")
-    with pytest.raises(errors.DatasetError, match="dataset name"):
-        node.append(latent, latent, "../..")
-    assert list(tmp_path.iterdir()) == []
+def test_find_dataset_searches_the_roots_in_order(ds, errors, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    ds.append_shard(second / "smile", *_pairs(1), {})
+    ds.append_shard(second / "age", *_pairs(1), {})
+    assert ds.find_dataset([first, second], " smile ") == second / "smile"
+    ds.append_shard(first / "smile", *_pairs(1), {})
+    assert ds.find_dataset([first, second], "smile") == first / "smile"
+    with pytest.raises(errors.DatasetError) as caught:
+        ds.find_dataset([first, second], "nope")
+    err = caught.value
+    assert err.reason == "unknown" and err.details["available"] == "age, smile"
+    assert str(err) == f"no dataset named 'nope' in {first}, {second} (the datasets there are age, smile)"
+    with pytest.raises(errors.DatasetError, match="there is no dataset yet"):
+        ds.find_dataset([tmp_path / "empty"], "smile")
+    with pytest.raises(errors.InvalidNameError, match="no usable characters"):
+        ds.find_dataset([first], "../..")

@@ -1,8 +1,10 @@
 """The example workflows (host-free): they parse, name only existing nodes, give every widget a valid value in
-INPUT_TYPES order, have consistent links, match their API twins, and wire AVI the way the spec says.
+input order, have consistent links, match their API twins, and wire AVI the way the spec says.
 
-With COMFYUI_DIR set, the core nodes are also checked against the real host's INPUT_TYPES (in a subprocess
-running the host's python, so this process never imports the host's `nodes`).
+The pack's nodes are described by tools/node_info.json (what the host's /object_info gives for them; checked
+against the real host by tests/host/test_node_schemas_host.py), the host's core nodes by the builder's
+CORE_NODES. With COMFYUI_DIR set, the core nodes are also checked against the real host's INPUT_TYPES (in a
+subprocess running the host's python, so this process never imports the host's `nodes`).
 """
 
 from __future__ import annotations
@@ -54,30 +56,14 @@ def _load_tool():
 
 
 @pytest.fixture(scope="module")
-def tool(pack):
+def tool():
     return _load_tool()
 
 
 @pytest.fixture(scope="module")
-def specs(pack, tool) -> dict[str, dict[str, Any]]:
+def specs(tool) -> dict[str, dict[str, Any]]:
     """name -> {"inputs": [(name, type, opts)], "outputs": [(name, type)], "optional": [...]}"""
-    out = {name: dict(spec) for name, spec in tool.CORE_NODES.items()}
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
-        types = cls.INPUT_TYPES()
-        inputs = []
-        for section in ("required", "optional"):
-            for name, entry in types.get(section, {}).items():
-                kind, opts = entry[0], dict(entry[1]) if len(entry) > 1 else {}
-                if isinstance(kind, (list, tuple)):
-                    kind, opts["values"] = "COMBO", list(kind)
-                inputs.append((name, kind, opts))
-        names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
-        out[node_id] = {
-            "inputs": inputs,
-            "outputs": list(zip(names, cls.RETURN_TYPES, strict=True)),
-            "optional": list(types.get("optional", {})),
-        }
-    return out
+    return tool.node_specs()
 
 
 def _ui(path: Path) -> dict[str, Any]:
@@ -144,7 +130,7 @@ def test_ui_workflow_structure_and_node_types(path, specs):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_widget_values_have_the_right_type_and_range(path, specs, pack):
+def test_widget_values_have_the_right_type_and_range(path, specs, tool):
     for node in _ui(path)["nodes"]:
         if node["type"] in FRONTEND_ONLY:
             assert [type(v) for v in node["widgets_values"]] == [str]
@@ -171,10 +157,10 @@ def test_widget_values_have_the_right_type_and_range(path, specs, pack):
                 values = opts.get("values")
                 if isinstance(values, list) and values:
                     assert value in values, f"{where}: {value!r} not in {values}"
-                elif values == "<host sampler list>":
-                    assert value in pack.nodes.host.sampler_names(), where
+                elif values == "<host sampler list>":  # the real host's list: test_core_nodes_match_the_real_host
+                    assert value == tool.SAMPLER, where
                 elif values == "<host scheduler list>":
-                    assert value in pack.nodes.host.scheduler_names(), where
+                    assert value == tool.SCHEDULER, where
                 else:  # a models-folder list (checkpoints, heads): a file name
                     assert value.endswith((".safetensors", ".ckpt")), where
 
@@ -301,7 +287,7 @@ def test_apply_shows_the_unedited_image_beside_the_edit():
 def test_rho_sweep_decodes_the_strip_as_one_batch(pack):
     api = _api("avi_rho_sweep")
     ((merge_id, merge),) = _of(api, "AVIMerge")
-    rhos = pack.avi_core.latent.capture.parse_rho_list(merge["inputs"]["rho_list"])
+    rhos = pack.avi_core.values.parse_number_list(merge["inputs"]["rho_list"], "rho_list")
     assert rhos == [0.0, 0.25, 0.5, 0.75, 1.0]
     ((_, ks),) = _of(api, "KSamplerAdvanced")
     assert ks["inputs"]["latent_image"] == [merge_id, 0]
@@ -415,3 +401,28 @@ def test_core_nodes_match_the_real_host(tool):
                 assert tool.SAMPLER in real_opts["values"]
             elif values == "<host scheduler list>":
                 assert tool.SCHEDULER in real_opts["values"]
+
+
+PRE_V3 = "bd965c7"
+"""The last commit whose nodes were V1 classes: the workflows saved then must load unchanged."""
+
+
+def _git_show(revision: str, path: str) -> str | None:
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "show", f"{revision}:{path}"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return run.stdout if run.returncode == 0 else None
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + sorted(API_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_the_workflows_are_the_ones_saved_with_the_v1_nodes(path):
+    """The V3 nodes keep every node id and input, so the shipped files did not need to change at all (the page
+    check loads these same files, and the pre-V3 ones from git, in the real page: tests/page)."""
+    rel = path.relative_to(REPO_ROOT).as_posix()
+    before = _git_show(PRE_V3, rel)
+    if before is None:
+        pytest.skip(f"git history with {PRE_V3} is not available here")
+    assert path.read_text(encoding="utf-8") == before, f"{rel} changed since {PRE_V3}"

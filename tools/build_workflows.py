@@ -2,15 +2,23 @@
 
     python tools/build_workflows.py            # (re)write workflows/*.json and workflows/api/*.json
     python tools/build_workflows.py --check    # exit 1 when the committed files differ from what this builds
+    COMFYUI_DIR=/path/to/ComfyUI /path/to/ComfyUI/.venv/bin/python tools/build_workflows.py --node-info [--check]
+                                               # (re)write (or check) tools/node_info.json from the real host
 
 The UI files (workflows/*.json, format version 0.4, what the page saves and loads by drag and drop) are what
 artists use; ComfyUI's template browser lists a custom pack's `workflows/*.json` (the host's
 app/custom_node_manager.py accepts the folder names example_workflows, example, examples, workflow and
 workflows; only the top level is listed, so the API twins in workflows/api/ stay out of the browser).
 The API twins (what the page's "Export (API)" writes and the /prompt endpoint takes) are built from the same
-description, so the two never drift apart; tests/test_workflows.py checks both against the nodes' INPUT_TYPES.
+description, so the two never drift apart.
 
-Widget values are given by input name here and placed in INPUT_TYPES order, with the frontend's hidden
+The pack's nodes are V3 nodes (comfy_api), which only the host can import. Their descriptions come from
+tools/node_info.json: what the host's /object_info gives for them (GET_NODE_INFO_V1), with the host's own lists
+(samplers, schedulers, head files) replaced by placeholders. `--node-info` rewrites it with the host's
+python; tests/host/test_node_schemas_host.py checks that it is current. So building and checking the
+workflows, and the host-free tests that read the snapshot, need no host.
+
+Widget values are given by input name here and placed in input order, with the frontend's hidden
 `control_after_generate` value after every INT that has one (inputs declaring it, and INTs named seed or
 noise_seed, as the frontend adds it to those on its own).
 """
@@ -134,6 +142,12 @@ SIZES: dict[str, tuple[float, float]] = {
 }
 
 
+NODE_INFO_PATH = REPO_ROOT / "tools" / "node_info.json"
+"""The pack's node descriptions as the host gives them (see the module docstring)."""
+HOST_LISTS = {"sampler_name": _SAMPLERS, "scheduler": _SCHEDULERS, "head_name": "<avi_heads files>"}
+"""Combo inputs whose options are the host's (its samplers, its schedulers, the files in models/avi_heads)."""
+
+
 def load_pack():
     """The repository root imported as the package `avi_pack` (as tests/conftest.py does)."""
     if "avi_pack" in sys.modules:
@@ -147,34 +161,59 @@ def load_pack():
     return module
 
 
-def pack_node_spec(cls: type) -> dict[str, Any]:
-    """A pack node class's inputs (required then optional, INPUT_TYPES order) and outputs, as CORE_NODES."""
-    types = cls.INPUT_TYPES()
+def normalise_node_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A node's GET_NODE_INFO_V1() without what depends on the installation: the module path, and the options of
+    the combos in HOST_LISTS (replaced by placeholders)."""
+    out = json.loads(json.dumps(info, default=str))
+    out.pop("python_module", None)
+    for section in ("required", "optional"):
+        for name, entry in out["input"].get(section, {}).items():
+            if name in HOST_LISTS and len(entry) > 1 and "options" in entry[1]:
+                entry[1]["options"] = HOST_LISTS[name]
+    return out
+
+
+def live_node_info() -> dict[str, dict[str, Any]]:
+    """{node id: normalised GET_NODE_INFO_V1()} of the pack's nodes, from the running host (needs its python)."""
+    import asyncio
+
+    pack = load_pack()
+    extension = asyncio.run(pack.comfy_entrypoint())
+    classes = asyncio.run(extension.get_node_list())
+    if pack.nodes.IMPORT_ERRORS:
+        raise RuntimeError(f"node modules failed to import: {pack.nodes.IMPORT_ERRORS}")
+    return {cls.GET_SCHEMA().node_id: normalise_node_info(cls.GET_NODE_INFO_V1()) for cls in classes}
+
+
+def read_node_info() -> dict[str, dict[str, Any]]:
+    """The committed snapshot, tools/node_info.json."""
+    return json.loads(NODE_INFO_PATH.read_text(encoding="utf-8"))
+
+
+def pack_node_spec(info: dict[str, Any]) -> dict[str, Any]:
+    """A pack node's inputs (required then optional, in input order) and outputs, as CORE_NODES, from its info."""
     inputs = []
     for section in ("required", "optional"):
-        for name, entry in types.get(section, {}).items():
+        for name in info["input_order"].get(section, []):
+            entry = info["input"][section][name]
             kind = entry[0]
             opts = dict(entry[1]) if len(entry) > 1 else {}
-            if isinstance(kind, (list, tuple)):
-                opts["values"] = list(kind)
-                kind = "COMBO"
+            if kind == "COMBO":
+                opts["values"] = opts.pop("options")
             inputs.append((name, kind, opts))
-    names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
     return {
+        "display": info["display_name"],
         "inputs": inputs,
-        "optional": sorted(types.get("optional", {})),
-        "outputs": list(zip(names, cls.RETURN_TYPES, strict=True)),
+        "optional": sorted(info["input_order"].get("optional", [])),
+        "outputs": list(zip(info["output_name"], info["output"], strict=True)),
     }
 
 
 def node_specs() -> dict[str, dict[str, Any]]:
-    """Specs of every node a workflow may use: the host's core nodes above and the pack's own."""
-    pack = load_pack()
+    """Specs of every node a workflow may use: the host's core nodes above and the pack's own (the snapshot)."""
     specs = dict(CORE_NODES)
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
-        spec = pack_node_spec(cls)
-        spec["display"] = pack.NODE_DISPLAY_NAME_MAPPINGS.get(node_id, node_id)
-        specs[node_id] = spec
+    for node_id, info in read_node_info().items():
+        specs[node_id] = pack_node_spec(info)
     return specs
 
 
@@ -753,10 +792,6 @@ BUILDERS: dict[str, Callable[[dict[str, dict[str, Any]]], Workflow]] = {
 }
 
 
-def render(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
 def build_all() -> dict[Path, str]:
     """{path: file text} of every UI workflow and API twin."""
     specs = node_specs()
@@ -768,11 +803,35 @@ def build_all() -> dict[Path, str]:
     return files
 
 
+def render(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _use_host() -> None:
+    """Put $COMFYUI_DIR first on sys.path, CPU only, as the host tests do (tests/host/tiny_sd2.py)."""
+    import os
+
+    host = os.environ.get("COMFYUI_DIR", "").strip()
+    if not host:
+        raise SystemExit("--node-info needs COMFYUI_DIR (a ComfyUI checkout) and its python")
+    sys.path.insert(0, str(Path(host).expanduser().resolve()))
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
+    parser.add_argument(
+        "--node-info", action="store_true", help="the node snapshot (tools/node_info.json) from the host, not workflows"
+    )
     args = parser.parse_args(argv)
-    files = build_all()
+    if args.node_info:
+        _use_host()
+        files = {NODE_INFO_PATH: render(live_node_info())}
+    else:
+        files = build_all()
     stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if args.check:
         for path in stale:

@@ -29,7 +29,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,28 @@ def list_datasets(root: str | os.PathLike[str]) -> list[str]:
         if entry.is_dir() and not entry.name.startswith(".") and _shard_paths(entry)
     ]
     return sorted(names, key=str.lower)
+
+
+def find_dataset(roots: Sequence[str | os.PathLike[str]], name: str) -> Path:
+    """The folder of dataset `name` under the first of `roots` that has it.
+
+    Raises DatasetError (reason "unknown"; details name, folders, available: the datasets there are, or
+    "none") when no root has it, and InvalidNameError when `name` has no usable characters.
+    """
+    for root in roots:
+        folder = dataset_folder(root, name)
+        if folder.is_dir():
+            return folder
+    available = sorted({n for root in roots for n in list_datasets(root)}, key=str.lower)
+    folders = ", ".join(str(root) for root in roots)
+    there = f"the datasets there are {', '.join(available)}" if available else "there is no dataset yet"
+    raise DatasetError(
+        f"no dataset named {name!r} in {folders} ({there})",
+        reason="unknown",
+        name=name,
+        folders=folders,
+        available=", ".join(available) or "none",
+    )
 
 
 def _shard_paths(folder: Path) -> list[Path]:

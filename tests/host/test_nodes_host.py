@@ -1,13 +1,15 @@
-"""The four nodes inside a real ComfyUI (set COMFYUI_DIR; see tiny_sd2.SKIP_MESSAGE), with a tiny SD2 UNet.
+"""The five V3 nodes inside a real ComfyUI (set COMFYUI_DIR; see tiny_sd2.SKIP_MESSAGE), with a tiny SD2 UNet.
 
-Everything runs in-process on CPU against the host's own code: its samplers (nodes.common_ksampler,
+Everything runs in-process on CPU against the host's own code: its comfy_api (the nodes are io.ComfyNode
+classes, obtained through the pack's comfy_entrypoint), its samplers (nodes.common_ksampler,
 KSamplerAdvanced), its model_sampling, its folder_paths (redirected into a temporary folder), its progress
-bar and Cancel, and its custom-node loader.
+bar and Cancel, its custom-node loader, and its validate_prompt / PromptExecutor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 
 import pytest
@@ -28,6 +30,12 @@ def host_env(pack):
 
 
 @pytest.fixture(scope="module")
+def avi(pack, host_env):
+    """{node id: V3 node class}, through the pack's comfy_entrypoint."""
+    return tiny_sd2.avi_node_classes(pack)
+
+
+@pytest.fixture(scope="module")
 def model(host_env):
     return tiny_sd2.tiny_model(seed=0)
 
@@ -42,7 +50,7 @@ def conds(host_env):
 
 
 def capture(
-    pack,
+    avi,
     model,
     positive,
     negative,
@@ -54,22 +62,30 @@ def capture(
     scheduler="normal",
     stop_step=0,
 ):
-    node = pack.NODE_CLASS_MAPPINGS["AVICaptureLatentAtStep"]()
     with torch.inference_mode():  # ComfyUI's executor runs every node under inference mode
-        return node.capture(
-            model,
-            "enable",
-            seed,
-            STEPS,
-            7.5,
-            sampler,
-            scheduler,
-            positive,
-            negative,
-            latent,
-            stop_at,
-            stop_step,
+        out = avi["AVICaptureLatentAtStep"].execute(
+            model=model,
+            add_noise="enable",
+            noise_seed=seed,
+            steps=STEPS,
+            cfg=7.5,
+            sampler_name=sampler,
+            scheduler=scheduler,
+            positive=positive,
+            negative=negative,
+            latent_image=latent,
+            stop_at=stop_at,
+            stop_step=stop_step,
         )
+    return out.args
+
+
+def merge(avi, x, z, head, rho, mode, rho_list="", k=0):
+    with torch.inference_mode():
+        (out,) = (
+            avi["AVIMerge"].execute(original=x, target=z, head=head, rho=rho, k=k, mode=mode, rho_list=rho_list).args
+        )
+    return out
 
 
 def resume(model, positive, negative, latent, start, seed=SEED):
@@ -79,9 +95,9 @@ def resume(model, positive, negative, latent, start, seed=SEED):
         )["samples"]
 
 
-def test_capture_at_0_8T_equals_ksampler_advanced(pack, model, conds):
+def test_capture_at_0_8T_equals_ksampler_advanced(avi, model, conds):
     latent = tiny_sd2.empty_latent(batch=2)
-    out, step = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
+    out, step = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
     assert step == 10
     with torch.inference_mode():
         reference = tiny_sd2.ksampler_advanced(
@@ -107,10 +123,10 @@ def test_capture_at_0_8T_equals_ksampler_advanced(pack, model, conds):
     assert "avi_capture" not in latent and torch.isfinite(out["samples"]).all()
 
 
-def test_capture_record_sigma_is_the_sampler_sigma(pack, model, conds):
+def test_capture_record_sigma_is_the_sampler_sigma(avi, model, conds):
     """The sigma in the record is the one the resuming KSamplerAdvanced evaluates the model at first."""
     latent = tiny_sd2.empty_latent()
-    out, step = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
+    out, step = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
     seen = []
 
     def wrapper(apply_model, args):
@@ -133,10 +149,10 @@ def test_capture_record_sigma_is_the_sampler_sigma(pack, model, conds):
         ("dpm_2", "normal", 0.8, 10, None),  # a sampler that drops the penultimate sigma
     ],
 )
-def test_capture_follows_the_sampler_schedule(pack, model, conds, sampler, scheduler, fraction, step, timestep):
+def test_capture_follows_the_sampler_schedule(avi, model, conds, sampler, scheduler, fraction, step, timestep):
     latent = tiny_sd2.empty_latent()
     out, got = capture(
-        pack,
+        avi,
         model,
         conds["original"],
         conds["negative"],
@@ -164,30 +180,30 @@ def test_capture_follows_the_sampler_schedule(pack, model, conds, sampler, sched
     assert torch.equal(out["samples"], reference["samples"])
 
 
-def test_capture_explicit_step(pack, model, conds):
-    out, step = capture(pack, model, conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8, stop_step=7)
+def test_capture_explicit_step(avi, model, conds):
+    out, step = capture(avi, model, conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8, stop_step=7)
     assert step == 7 and out["avi_capture"]["step"] == 7
 
 
-def test_flow_model_is_refused(pack, host_env, conds):
+def test_flow_model_is_refused_with_advice(avi, host_env, conds):
     import avi_pack.avi_core as core
 
-    with pytest.raises(core.UnsupportedModelError, match="flow model"):
-        capture(pack, tiny_sd2.flow_model(), conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8)
+    with pytest.raises(core.UnsupportedModelError, match="flow model") as err:
+        capture(avi, tiny_sd2.flow_model(), conds["original"], conds["negative"], tiny_sd2.empty_latent(), 0.8)
+    assert str(err.value).endswith("Use a Stable Diffusion 1.x, 2.x or SDXL checkpoint: AVI's maths needs noise added "
+                                   "as x0 + sigma * eps.")  # fmt: skip
 
 
-def test_merge_anchored_rho0_resumes_to_the_unedited_image(pack, model, conds):
+def test_merge_anchored_rho0_resumes_to_the_unedited_image(avi, model, conds):
     import avi_pack.avi_core as core
 
     latent = tiny_sd2.empty_latent(batch=2)
-    x, step = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
-    z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
+    x, step = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
+    z, _ = capture(avi, model, conds["target"], conds["negative"], latent, 0.5)
     torch.manual_seed(0)
     head = core.AttributeHead(16, 16, hidden=32)
-    merge = pack.NODE_CLASS_MAPPINGS["AVIMerge"]()
-    with torch.inference_mode():
-        (same,) = merge.merge(x, z, head, 0.0, 0, "anchored", "")
-        (edited,) = merge.merge(x, z, head, 1.0, 0, "anchored", "")
+    same = merge(avi, x, z, head, 0.0, "anchored")
+    edited = merge(avi, x, z, head, 1.0, "anchored")
     unedited = resume(model, conds["original"], conds["negative"], x, step)
     from_same = resume(model, conds["original"], conds["negative"], same, step)
     from_edited = resume(model, conds["original"], conds["negative"], edited, step)
@@ -198,26 +214,24 @@ def test_merge_anchored_rho0_resumes_to_the_unedited_image(pack, model, conds):
     assert rel_edited > 1e-2
 
 
-def test_merge_sweep_resumes_as_one_batch(pack, model, conds):
+def test_merge_sweep_resumes_as_one_batch(avi, model, conds):
     import avi_pack.avi_core as core
 
     latent = tiny_sd2.empty_latent(batch=1)
-    x, step = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
-    z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
+    x, step = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
+    z, _ = capture(avi, model, conds["target"], conds["negative"], latent, 0.5)
     torch.manual_seed(0)
     head = core.AttributeHead(16, 16, hidden=32)
-    with torch.inference_mode():
-        (sweep,) = pack.NODE_CLASS_MAPPINGS["AVIMerge"]().merge(x, z, head, 1.0, 0, "anchored", "0, 0.5, 1")
+    sweep = merge(avi, x, z, head, 1.0, "anchored", "0, 0.5, 1")
     images = resume(model, conds["original"], conds["negative"], sweep, step)
     assert images.shape == (3, 4, 16, 16) and torch.isfinite(images).all()
     unedited = resume(model, conds["original"], conds["negative"], x, step)
     assert float((images[0] - unedited[0]).norm() / unedited.norm()) < 1e-4
 
 
-def train_tiny_head(pack, name, description, x, z):
+def train_tiny_head(avi, name, description, x, z):
     """AVI Train Attribute Head on captured LATENTs: 1 epoch of batch 64, hidden 32, the paper's other defaults."""
-    node = pack.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"]()
-    return node.train(
+    return avi["AVITrainAttributeHead"].execute(
         name=name,
         description=description,
         epochs=1,
@@ -235,40 +249,48 @@ def train_tiny_head(pack, name, description, x, z):
     )
 
 
-def test_train_in_inference_mode_then_load(pack, model, conds, host_env):
+def test_train_in_inference_mode_then_load(avi, model, conds, host_env):
     import comfy.utils
     import folder_paths
 
     latent = tiny_sd2.empty_latent(batch=2)
-    x, _ = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
-    z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
+    x, _ = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
+    z, _ = capture(avi, model, conds["target"], conds["negative"], latent, 0.5)
     ticks = []
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: ticks.append((value, total)))
     try:
         with torch.inference_mode():
-            head, plot = train_tiny_head(pack, "host smile", "original -> target", x, z)
+            out = train_tiny_head(avi, "host smile", "original -> target", x, z)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
+    head, plot = out.args
     assert len(ticks) == 79 and ticks[-1] == (79, 79)
     assert plot.shape == (1, 320, 512, 3)
+    # The node shows its loss plot itself (an output node), as a preview image in the temp folder.
+    (shown,) = out.ui.as_dict()["images"]
+    assert shown["type"] == "temp" and os.path.isfile(
+        os.path.join(folder_paths.get_temp_directory(), shown["filename"])
+    )
     saved = os.path.join(host_env, "models", "avi_heads", "host smile.safetensors")
     assert os.path.isfile(saved)
     assert "host smile.safetensors" in folder_paths.get_filename_list("avi_heads")
-    load = pack.NODE_CLASS_MAPPINGS["AVILoadAttributeHead"]
-    assert "host smile.safetensors" in load.INPUT_TYPES()["required"]["head_name"][0]
-    loaded, info = load().load("host smile.safetensors")
+    load = avi["AVILoadAttributeHead"]
+    assert "host smile.safetensors" in load.INPUT_TYPES()["required"]["head_name"][1]["options"]
+    assert load.validate_inputs(head_name="host smile.safetensors") is True
+    loaded, info = load.execute(head_name="host smile.safetensors").args
     for name, value in head.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value)
-    assert "2 pairs" in info and "timestep 795" in info and "original -> target" in info
+    assert "2 pair(s)" in info and "timestep 795" in info and "original -> target" in info
+    assert load.fingerprint_inputs(head_name="host smile.safetensors") == os.path.getmtime(saved)
 
 
-def test_cancel_stops_training(pack, model, conds, host_env):
+def test_cancel_stops_training(avi, model, conds, host_env):
     import comfy.model_management
     import comfy.utils
 
     latent = tiny_sd2.empty_latent(batch=1)
-    x, _ = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
-    z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
+    x, _ = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
+    z, _ = capture(avi, model, conds["target"], conds["negative"], latent, 0.5)
     ticks = []
 
     def hook(value, total, preview, node_id=None):
@@ -279,12 +301,102 @@ def test_cancel_stops_training(pack, model, conds, host_env):
     comfy.utils.set_progress_bar_global_hook(hook)
     try:
         with torch.inference_mode(), pytest.raises(comfy.model_management.InterruptProcessingException):
-            train_tiny_head(pack, "cancelled", "", x, z)
+            train_tiny_head(avi, "cancelled", "", x, z)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
         comfy.model_management.interrupt_current_processing(False)
     assert ticks == [1, 2, 3]
     assert not os.path.exists(os.path.join(host_env, "models", "avi_heads", "cancelled.safetensors"))
+
+
+def test_load_names_a_missing_head_at_queue_time(avi):
+    load = avi["AVILoadAttributeHead"]
+    message = load.validate_inputs(head_name="smile.safetensors")
+    assert message.startswith("attribute head 'smile.safetensors' is not in the avi_heads folders (")
+    assert message.endswith(
+        "Press R to refresh the list and pick a head in 'AVI Load Attribute Head', or train one with 'AVI Train "
+        "Attribute Head' (the 'learn an attribute' workflow)."
+    )
+    assert math.isnan(load.fingerprint_inputs(head_name="smile.safetensors"))
+    import avi_pack.avi_core as core
+
+    with pytest.raises(core.HeadFileError, match="Press R to refresh"):
+        load.execute(head_name="smile.safetensors")
+
+
+def _captured(samples, *, step, sigma, timestep, seed=7):
+    import avi_pack.avi_core.latent.capture as capture_records
+
+    record = capture_records.make_record(
+        step=step,
+        steps=50,
+        sigma=sigma,
+        timestep=timestep,
+        num_timesteps=1000,
+        scale_factor=0.18215,
+        seed=seed,
+        batch=samples.shape[0],
+        sampler="euler",
+        scheduler="normal",
+        shape=samples.shape,
+    )
+    return {"samples": samples, capture_records.CAPTURE_KEY: record, "batch_index": [0, 1]}
+
+
+def test_append_writes_one_shard_per_run_and_shows_what_it_wrote(avi, host_env, monkeypatch, tmp_path):
+    import avi_pack.avi_core.files.datasets as datasets
+    from avi_pack.nodes import host
+
+    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path / "first"), str(tmp_path / "second")])
+    node = avi["AVIAppendToDataset"]
+    assert node.GET_SCHEMA().is_output_node is True
+    xs, zs = torch.randn(2, 4, 8, 8) * 20, torch.randn(2, 4, 8, 8) * 3
+    original = _captured(xs, step=10, sigma=14.6, timestep=795)
+    target = _captured(zs, step=25, sigma=1.9, timestep=489)
+    with torch.inference_mode():
+        out1 = node.execute(original=original, target=target, dataset="../my smile")
+        out2 = node.execute(original=original, target=target, dataset="../my smile")
+    folder = tmp_path / "first" / "my smile"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in datasets.iter_shard_paths(folder))
+    assert len(list(folder.iterdir())) == 2 and not (tmp_path / "second").exists()
+    assert out1.args[0].startswith("added 2 pair(s) to dataset 'my smile': now 2 pair(s) in 1 shard(s)")
+    assert "now 4 pair(s) in 2 shard(s)" in out2.args[0]
+    assert out2.ui.as_dict() == {"text": (out2.args[0],)}
+    assert datasets.read_dataset(folder).pairs == 4
+
+
+def test_append_refuses_latents_without_records_with_advice(avi, host_env, monkeypatch, tmp_path):
+    import avi_pack.avi_core as core
+    from avi_pack.nodes import host
+
+    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path)])
+    node = avi["AVIAppendToDataset"]
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    with pytest.raises(core.CaptureRecordError, match="Produce it with 'AVI Capture Latent at Step'"):
+        node.execute(original=latent, target=latent, dataset="smile")
+    with pytest.raises(core.errors.InvalidNameError, match="Type a dataset name made of letters"):
+        node.execute(original=latent, target=latent, dataset="../..")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_source_errors_say_what_to_connect(avi, host_env, captured_pair):
+    import avi_pack.avi_core as core
+
+    x, z = captured_pair
+    train = avi["AVITrainAttributeHead"]
+    args = dict(name="a", description="", epochs=1, batch_size=64, learning_rate=1e-3, k=0, hidden=8, seed=0)
+    args.update(lambda1=3.0, lambda2=10.0, lambda3=10.0, lambda4=10.0)
+    with pytest.raises(core.ParameterError, match="or type a dataset name into dataset"):
+        train.execute(original=x, **args)
+    with pytest.raises(core.ParameterError, match="Disconnect the original and target inputs"):
+        train.execute(original=x, target=z, dataset="smiles", **args)
+    with pytest.raises(core.DatasetError, match=r"no dataset named 'nope'.*build a dataset"):
+        train.execute(dataset="nope", **args)
+
+
+def test_every_node_explains_its_errors(avi):
+    for node_id, cls in avi.items():
+        assert getattr(cls.execute, "__avi_explains_errors__", False), f"{node_id}.execute lacks @explains_errors"
 
 
 def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
@@ -301,33 +413,29 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
     link = custom_nodes / "avi-attribute-vectors"
     link.symlink_to(tiny_sd2.REPO_ROOT, target_is_directory=True)
     before = set(comfy_nodes.NODE_CLASS_MAPPINGS)
-    assert asyncio.run(comfy_nodes.load_custom_node(str(link))) is True
-    added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
-    assert {"AVICaptureLatentAtStep", "AVIMerge", "AVITrainAttributeHead", "AVILoadAttributeHead"} <= added
-    assert comfy_nodes.NODE_DISPLAY_NAME_MAPPINGS["AVIMerge"] == "AVI Merge"
-
-    capture_inputs = comfy_nodes.NODE_CLASS_MAPPINGS["AVICaptureLatentAtStep"].INPUT_TYPES()["required"]
-    assert capture_inputs["sampler_name"][0] == comfy.samplers.KSampler.SAMPLERS
-    assert capture_inputs["scheduler"][0] == comfy.samplers.KSampler.SCHEDULERS
-    assert list(capture_inputs)[:10] == [
-        "model",
-        "add_noise",
-        "noise_seed",
-        "steps",
-        "cfg",
-        "sampler_name",
-        "scheduler",
-        "positive",
-        "negative",
-        "latent_image",
-    ]
-    merge_inputs = comfy_nodes.NODE_CLASS_MAPPINGS["AVIMerge"].INPUT_TYPES()["required"]
-    assert list(merge_inputs) == ["original", "target", "head", "rho", "k", "mode", "rho_list"]
-    train = comfy_nodes.NODE_CLASS_MAPPINGS["AVITrainAttributeHead"].INPUT_TYPES()
-    assert set(train["optional"]) == {"original", "target", "dataset"}
-    assert comfy_nodes.NODE_CLASS_MAPPINGS["AVILoadAttributeHead"].RETURN_TYPES == ("AVI_HEAD", "STRING")
-
     try:
+        assert asyncio.run(comfy_nodes.load_custom_node(str(link))) is True
+        added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
+        assert added == {
+            "AVICaptureLatentAtStep",
+            "AVIMerge",
+            "AVITrainAttributeHead",
+            "AVILoadAttributeHead",
+            "AVIAppendToDataset",
+        }
+        from comfy_api.latest import io
+
+        assert all(issubclass(comfy_nodes.NODE_CLASS_MAPPINGS[n], io.ComfyNode) for n in added), "V3 nodes"
+        assert comfy_nodes.NODE_DISPLAY_NAME_MAPPINGS["AVIMerge"] == "AVI Merge"
+        assert (
+            comfy_nodes.NODE_CLASS_MAPPINGS["AVIMerge"].RELATIVE_PYTHON_MODULE == "custom_nodes.avi-attribute-vectors"
+        )
+
+        capture_inputs = comfy_nodes.NODE_CLASS_MAPPINGS["AVICaptureLatentAtStep"].INPUT_TYPES()["required"]
+        assert capture_inputs["sampler_name"][1]["options"] == comfy.samplers.KSampler.SAMPLERS
+        assert capture_inputs["scheduler"][1]["options"] == comfy.samplers.KSampler.SCHEDULERS
+        assert comfy_nodes.NODE_CLASS_MAPPINGS["AVILoadAttributeHead"].RETURN_TYPES == ["AVI_HEAD", "STRING"]
+
         paths, extensions = folder_paths.folder_names_and_paths["avi_heads"]
         assert paths == [str(tmp_path / "yaml_heads"), os.path.join(str(host_env), "models", "avi_heads")]
         assert extensions == {".safetensors"}
@@ -336,6 +444,8 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
         )
     finally:
         folder_paths.folder_names_and_paths["avi_heads"] = saved
+        for node_id in set(comfy_nodes.NODE_CLASS_MAPPINGS) - before:
+            comfy_nodes.NODE_CLASS_MAPPINGS.pop(node_id)
 
 
 # --- through ComfyUI's real executor ---
@@ -383,26 +493,43 @@ class AVITestSink:
         return {}
 
 
+class AVITestTextSink(AVITestSink):
+    """Test-only output node: takes a STRING."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"forceInput": True})}}
+
+    def keep(self, text):
+        STORE["text"] = text
+        return {}
+
+
 @pytest.fixture(scope="module")
-def executor_nodes(pack, host_env):
+def executor_nodes(avi, host_env):
     comfy_nodes = tiny_sd2.host_nodes()
     added = {
+        **avi,
         "AVITestLatentValue": AVITestLatentValue,
         "AVITestHeadValue": AVITestHeadValue,
         "AVITestSink": AVITestSink,
+        "AVITestTextSink": AVITestTextSink,
     }
-    for node_id, cls in {**pack.NODE_CLASS_MAPPINGS, **added}.items():
-        comfy_nodes.NODE_CLASS_MAPPINGS.setdefault(node_id, cls)
+    saved = {k: comfy_nodes.NODE_CLASS_MAPPINGS.get(k) for k in added}
+    comfy_nodes.NODE_CLASS_MAPPINGS.update(added)
     yield
-    for node_id in added:
-        comfy_nodes.NODE_CLASS_MAPPINGS.pop(node_id, None)
+    for node_id, cls in saved.items():
+        if cls is None:
+            comfy_nodes.NODE_CLASS_MAPPINGS.pop(node_id, None)
+        else:
+            comfy_nodes.NODE_CLASS_MAPPINGS[node_id] = cls
 
 
 @pytest.fixture(scope="module")
-def captured_pair(pack, model, conds):
+def captured_pair(avi, model, conds):
     latent = tiny_sd2.empty_latent(batch=2)
-    x, _ = capture(pack, model, conds["original"], conds["negative"], latent, 0.8)
-    z, _ = capture(pack, model, conds["target"], conds["negative"], latent, 0.5)
+    x, _ = capture(avi, model, conds["original"], conds["negative"], latent, 0.8)
+    z, _ = capture(avi, model, conds["target"], conds["negative"], latent, 0.5)
     return x, z
 
 
@@ -435,17 +562,39 @@ def _latent(x, **changes):
     return out
 
 
+# case: (exception type, the facts, the node's advice)
 USER_ERRORS = {
-    "head for another size": ("HeadSizeMismatchError", "trained on 8x8"),
-    "no capture record": ("CaptureRecordError", "has no AVI capture record"),
-    "different seeds": ("CaptureRecordError", "with seed 42 but the target with seed 43"),
-    "different batch sizes": ("CaptureRecordError", "batch of 2 but the target a batch of 1"),
-    "x captured after z": ("CaptureRecordError", "must be captured earlier"),
+    "head for another size": (
+        "HeadSizeMismatchError",
+        "trained on 8x8",
+        "Generate at 64x64 px (the Empty Latent Image's width and height), or train a head at this size with "
+        "'AVI Train Attribute Head'.",
+    ),
+    "no capture record": (
+        "CaptureRecordError",
+        "the original latent has no capture record, so its noise level is unknown.",
+        "Produce it with 'AVI Capture Latent at Step' (not KSampler / KSamplerAdvanced / Empty Latent Image)",
+    ),
+    "different seeds": (
+        "PairMismatchError",
+        "with seed 42 but the target with seed 43",
+        "connect one seed (an Int node, as the workflows do) to both noise_seed inputs.",
+    ),
+    "different batch sizes": (
+        "PairMismatchError",
+        "batch of 2 but the target a batch of 1",
+        "Feed both 'AVI Capture Latent at Step' nodes from the same Empty Latent Image",
+    ),
+    "x captured after z": (
+        "PairMismatchError",
+        "must be captured earlier",
+        "Set the original's stop_at higher (paper: 0.8) than the target's (paper: 0.5), or swap the two inputs.",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(USER_ERRORS))
-def test_user_errors_stop_the_run_with_their_message(executor_nodes, captured_pair, case):
+def test_user_errors_stop_the_run_with_facts_and_advice(executor_nodes, captured_pair, case):
     import avi_pack.avi_core as core
 
     x, z = captured_pair
@@ -464,10 +613,26 @@ def test_user_errors_stop_the_run_with_their_message(executor_nodes, captured_pa
     executor, server = tiny_sd2.run_prompt(merge_prompt())
     error = tiny_sd2.execution_error(server)
     assert executor.success is False and error is not None
-    kind, phrase = USER_ERRORS[case]
+    kind, facts, advice = USER_ERRORS[case]
     assert error["node_type"] == "AVIMerge" and error["exception_type"].endswith(kind)
-    assert phrase in error["exception_message"]
+    assert facts in error["exception_message"] and advice in error["exception_message"]
     print(f"\n[{case}] {error['exception_type']}: {error['exception_message']}")
+
+
+def test_a_missing_head_fails_validation_with_advice(executor_nodes):
+    import execution
+
+    prompt = {
+        "1": {"class_type": "AVILoadAttributeHead", "inputs": {"head_name": "nowhere.safetensors"}},
+        "2": {"class_type": "AVITestTextSink", "inputs": {"text": ["1", 1]}},
+    }
+    valid = asyncio.run(execution.validate_prompt("avi-test", prompt, None))
+    assert valid[0] is False
+    (reason,) = valid[3]["1"]["errors"]
+    assert reason["type"] == "custom_validation_failed"
+    assert "head_name - attribute head 'nowhere.safetensors' is not in the avi_heads folders" in reason["details"]
+    assert "Press R to refresh the list" in reason["details"]
+    print(f"\n[missing head] {reason['message']}: {reason['details']}")
 
 
 def test_merge_and_train_run_in_the_executor(executor_nodes, captured_pair, host_env):
@@ -509,3 +674,5 @@ def test_merge_and_train_run_in_the_executor(executor_nodes, captured_pair, host
     assert os.path.isfile(os.path.join(host_env, "models", "avi_heads", "executor_head.safetensors"))
     progress = [data for event, data in server.messages if event == "progress" and data["node"] == "3"]
     assert [p["value"] for p in progress] == list(range(1, 80)) and progress[-1]["max"] == 79
+    shown = [data for event, data in server.messages if event == "executed" and data["node"] == "3"]
+    assert shown and shown[0]["output"]["images"][0]["type"] == "temp", "the Train node shows its loss plot"

@@ -144,7 +144,7 @@ def host(pack):
         assert core in comfy_nodes.NODE_CLASS_MAPPINGS, f"{core} missing; import failures: {failed}"
     logging.getLogger("avi.tests").info("host extra nodes that failed to import: %s", failed)
     added = {
-        **pack.NODE_CLASS_MAPPINGS,
+        **tiny_sd2.avi_node_classes(pack),
         "AVITestTinyCheckpoint": AVITestTinyCheckpoint,
         "AVITestRandomConditioning": AVITestRandomConditioning,
     }
@@ -231,6 +231,8 @@ def test_learn_attribute_trains_and_saves_the_head(host, pack):
     assert head.metadata.get("name") == "smile"
     plot = saved_images(host, outputs, node_id(prompt, "PreviewImage"))
     assert len(plot) == 1 and pixels(plot[0]).std() > 0
+    shown = saved_images(host, outputs, node_id(prompt, "AVITrainAttributeHead"))  # the node's own preview
+    assert len(shown) == 1 and (pixels(shown[0]) == pixels(plot[0])).all()
 
 
 def test_apply_attribute_saves_the_unedited_image_beside_the_edit(host):
@@ -269,7 +271,8 @@ def test_rho_sweep_decodes_five_images(host):
 
 
 def test_build_dataset_then_train_from_it(host, pack, caplog):
-    datasets = pack.avi_core.files.datasets
+    import avi_pack.avi_core.files.datasets as datasets
+
     root = Path(host["folder_paths"].get_folder_paths("avi_datasets")[0])
     prompt = load_api("avi_build_dataset")
     seed_node = next(

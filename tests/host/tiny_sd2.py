@@ -3,17 +3,19 @@
 Usage (in a host test; pytest puts tests/host on sys.path, so `import tiny_sd2` works):
 
     import tiny_sd2
-    tiny_sd2.require_host()                  # pytest.skip(...) unless COMFYUI_DIR points at a ComfyUI
+    tiny_sd2.require_host()                  # pytest.skip(...) unless COMFYUI_DIR points at a ComfyUI this
+                                             # python can import
     model = tiny_sd2.tiny_model(seed=0)      # a comfy.model_patcher.ModelPatcher, i.e. a ComfyUI MODEL
     pos = tiny_sd2.random_conditioning(seed=1)   # a ComfyUI CONDITIONING for that model
     latent = tiny_sd2.empty_latent(batch=2)      # {"samples": zeros [2, 4, 16, 16]}
     comfy_nodes = tiny_sd2.host_nodes()      # the host's nodes.py module (KSamplerAdvanced, ...)
+    avi = tiny_sd2.avi_node_classes(pack)    # {node id: V3 class} through the pack's comfy_entrypoint
     out = tiny_sd2.ksampler_advanced(model, pos, neg, latent, seed=1, steps=50, end=10, leftover_noise=True)
     executor, server = tiny_sd2.run_prompt(api_prompt)   # the host's real PromptExecutor (validate + run)
     tiny_sd2.execution_error(server)         # its execution_error message (exception_message...) or None
 
-run_prompt needs every class_type in the host's nodes.NODE_CLASS_MAPPINGS: add the pack's
-(pack.NODE_CLASS_MAPPINGS) and any test nodes there first. It installs a progress hook like the server's, so
+run_prompt needs every class_type in the host's nodes.NODE_CLASS_MAPPINGS: add the pack's (avi_node_classes())
+and any test nodes there first. It installs a progress hook like the server's, so
 ProgressBar ticks arrive in server.messages as ("progress", {"value", "max", "node"}).
 
 The model is `comfy.supported_models.SD20` (eps prediction, the SD 2.x discrete schedule with T = 1000,
@@ -90,19 +92,30 @@ SKIP_MESSAGE = (
     "host test: set COMFYUI_DIR to a ComfyUI checkout and run with its python, e.g. "
     "COMFYUI_DIR=/path/to/ComfyUI /path/to/ComfyUI/.venv/bin/python -m pytest tests/host"
 )
+_UNAVAILABLE: str | None = None
+"""Why the host cannot be used by this Python (set by the first require_host() that found out)."""
+
+
+def _skip(message: str):
+    import pytest
+
+    pytest.skip(message)
 
 
 def require_host() -> Path:
     """Prepare the host ComfyUI for in-process use, or skip the calling test (pytest) when there is none.
 
-    Idempotent. Returns the temporary base folder that now holds ComfyUI's models/output/temp/input folders.
+    Skips when COMFYUI_DIR is unset, and also when it is set but the running Python cannot import the host
+    (for example the project's own venv or a CI venv without ComfyUI's requirements): a host test needs the
+    host's python. Idempotent. Returns the temporary base folder that now holds ComfyUI's
+    models/output/temp/input folders.
     """
-    global _TMP
+    global _TMP, _UNAVAILABLE
     host = comfyui_dir()
     if host is None:
-        import pytest
-
-        pytest.skip(SKIP_MESSAGE)
+        _skip(SKIP_MESSAGE)
+    if _UNAVAILABLE is not None:
+        _skip(_UNAVAILABLE)
     if _TMP is not None:
         return Path(_TMP.name)
 
@@ -116,15 +129,25 @@ def require_host() -> Path:
         # the top-level `nodes`; drop it so the host's nodes.py is found.
         del sys.modules["nodes"]
 
-    import comfy.cli_args
+    try:
+        import comfy.cli_args
 
-    comfy.cli_args.args.cpu = True
-    comfy.cli_args.args.disable_all_custom_nodes = False
+        comfy.cli_args.args.cpu = True
+        comfy.cli_args.args.disable_all_custom_nodes = False
+        import comfy.model_management  # noqa: F401
+        import comfy_api.latest  # noqa: F401
+        import folder_paths
+    except ImportError as err:
+        sys.path.remove(host_str)
+        _UNAVAILABLE = (
+            f"host test: COMFYUI_DIR={host} is set, but this Python ({sys.executable}) cannot import ComfyUI "
+            f"({type(err).__name__}: {err}); run the host tests with the host's python, e.g. "
+            f"COMFYUI_DIR={host} {host}/.venv/bin/python -m pytest tests/host"
+        )
+        _skip(_UNAVAILABLE)
 
     _TMP = tempfile.TemporaryDirectory(prefix="avi-host-")
     base = Path(_TMP.name)
-    import folder_paths
-
     for sub in ("models", "output", "temp", "input", "user"):
         (base / sub).mkdir()
     folder_paths.set_output_directory(str(base / "output"))
@@ -148,6 +171,17 @@ def host_nodes():
     import nodes as comfy_nodes
 
     return comfy_nodes
+
+
+def avi_node_classes(pack) -> dict[str, type]:
+    """{node id: class} of the pack's V3 nodes, as ComfyUI gets them: through the root's comfy_entrypoint."""
+    require_host()
+    import asyncio
+
+    extension = asyncio.run(pack.comfy_entrypoint())
+    classes = asyncio.run(extension.get_node_list())
+    assert pack.nodes.IMPORT_ERRORS == {}, pack.nodes.IMPORT_ERRORS
+    return {cls.GET_SCHEMA().node_id: cls for cls in classes}
 
 
 def _init_weights(module: torch.nn.Module, seed: int) -> None:

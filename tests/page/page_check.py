@@ -251,8 +251,20 @@ def _normalise_prompt(prompt: dict[str, Any], object_info: dict[str, Any]) -> di
     return out
 
 
-def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = None) -> dict[str, Any]:
-    """Drop each UI workflow onto the page; return {workflow name: what the page showed}."""
+def check_workflows(
+    url: str,
+    screenshots: Path,
+    workflows: list[Path] | None = None,
+    *,
+    template_browser: bool = True,
+    show: str | None = "avi_learn_attribute",
+) -> dict[str, Any]:
+    """Drop each UI workflow onto the page (a fresh browser); return {workflow name: what the page showed}.
+
+    template_browser: then open the Templates dialog, with the workflow named `show` as the open tab, and
+    screenshot it (template_browser.png). Controls (a deliberately broken workflow) belong in a separate call, so
+    that their tabs never appear in that screenshot.
+    """
     from playwright.sync_api import sync_playwright
 
     workflows = workflows or sorted(WORKFLOWS_DIR.glob("*.json"))
@@ -319,6 +331,10 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
                 page.keyboard.press("Escape")
                 http_json(url + "/interrupt", {})
                 http_json(url + "/queue", {"clear": True})
+            if not template_browser:
+                return results
+            if show:
+                results["_shown_tab"] = _activate_tab(page, show)
             templates = http_json(url + "/workflow_templates")
             listed = templates.get(PACK_FOLDER_NAME, [])
             results["_template_browser"] = {
@@ -333,6 +349,16 @@ def check_workflows(url: str, screenshots: Path, workflows: list[Path] | None = 
         finally:
             browser.close()
     return results
+
+
+def _activate_tab(page, name: str) -> dict[str, Any]:
+    """Click the workflow tab `name` (one of the dropped files); returns the page's title and its tabs."""
+    page.keyboard.press("Escape")
+    page.locator(".workflow-tabs").get_by_text(name, exact=True).first.click()
+    page.wait_for_timeout(1500)
+    page.evaluate(_FRAME_JS, [*CANVAS_AREA, 20])  # the whole graph in view behind the dialog
+    page.wait_for_timeout(500)
+    return {"title": page.title(), "tabs": page.evaluate(_INSPECT_JS)["tabs"]}
 
 
 def _open_template_browser(page, shot: Path) -> dict[str, Any]:

@@ -6,7 +6,11 @@ frontend, headless Chromium. Skips with a message when COMFYUI_DIR, Chromium or 
 Screenshots and the report (page-report.json: what the page showed for each workflow) go to a temporary
 folder printed at the end; with AVI_UPDATE_SCREENSHOTS=1 the screenshots replace docs/images/*.png and the
 template browser's card images, workflows/*.jpg.
-A deliberately broken copy of a workflow (one node type renamed) checks that the checker sees a missing node.
+
+A second browser loads the controls, so their tabs never show in the template browser's screenshot:
+- a deliberately broken copy of a workflow (one node type renamed): the checker must see a missing node;
+- the workflows as they were saved before the nodes became V3 nodes (from git, PRE_V3_REVISIONS): they must
+  load with every node known, as saved workflows of users do.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import page_check
@@ -24,6 +29,37 @@ pytestmark = pytest.mark.host
 WORKFLOWS = sorted(page_check.WORKFLOWS_DIR.glob("*.json"))
 DOCS_IMAGES = page_check.REPO_ROOT / "docs" / "images"
 BROKEN = "broken_copy"
+PRE_V3_REVISIONS = ("8fd65c5", "bd965c7")
+"""Commits whose workflows were saved with the V1 nodes: the first with workflows, and the last before V3."""
+
+
+def _git_show(revision: str, path: str) -> str | None:
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(page_check.REPO_ROOT), "show", f"{revision}:{path}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return run.stdout if run.returncode == 0 else None
+
+
+def pre_v3_workflows(folder: Path) -> list[Path]:
+    """The workflows (and API twins, in folder/api) of PRE_V3_REVISIONS, as `<revision>_<name>.json`."""
+    out = []
+    (folder / "api").mkdir(parents=True, exist_ok=True)
+    for revision in PRE_V3_REVISIONS:
+        for path in WORKFLOWS:
+            ui = _git_show(revision, f"workflows/{path.name}")
+            api = _git_show(revision, f"workflows/api/{path.name}")
+            if ui is None or api is None:
+                continue
+            (folder / f"{revision}_{path.name}").write_text(ui, encoding="utf-8")
+            (folder / "api" / f"{revision}_{path.name}").write_text(api, encoding="utf-8")
+            out.append(folder / f"{revision}_{path.name}")
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +74,12 @@ def page(tmp_path_factory):
     node = next(n for n in data["nodes"] if n["type"] == "AVITrainAttributeHead")
     node["type"] = "AVIDoesNotExist"
     broken.write_text(json.dumps(data))
+    old = pre_v3_workflows(out / "pre_v3")
     with page_check.comfy_server(page_check.comfyui_dir(), out / "server.log") as (url, _base):
-        results = page_check.check_workflows(url, out / "screenshots", [*WORKFLOWS, broken])
+        results = page_check.check_workflows(url, out / "screenshots", WORKFLOWS)
+        controls = page_check.check_workflows(url, out / "controls", [broken, *old], template_browser=False)
+    results.update(controls)
+    results["_pre_v3"] = [p.stem for p in old]
     report = out / "page-report.json"
     report.write_text(json.dumps(results, indent=2))
     print(f"\npage report: {report}")
@@ -49,8 +89,10 @@ def page(tmp_path_factory):
                 f"{name}: {item['nodes_on_page']}/{item['nodes_in_file']} nodes, "
                 f"unknown {item['unknown_types']}, in error {item['nodes_with_errors']}, "
                 f"dialogs {[d[:80] for d in item['dialogs']]}, "
-                f"queued prompt = API twin: {item['queued_prompt_matches_api_twin']}"
+                f"queued prompt = API twin: {item['queued_prompt_matches_api_twin']}, "
+                f"server: {'refused' if item['server_validation'].get('error') else 'accepted'}"
             )
+    print(f"template browser over: {results['_shown_tab']}")
     if os.environ.get("AVI_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         for path in WORKFLOWS:
@@ -94,3 +136,24 @@ def test_the_check_sees_a_missing_node(page):
     item = page[BROKEN]
     assert item["unknown_types"] == ["AVIDoesNotExist"]
     assert any("AVIDoesNotExist" in d for d in item["dialogs"]), item["dialogs"]
+
+
+def test_the_template_browser_screenshot_shows_a_real_workflow(page):
+    shown = page["_shown_tab"]
+    assert shown["title"].lstrip("*").startswith("avi_learn_attribute"), shown
+    assert BROKEN not in " ".join(shown["tabs"]), shown
+
+
+@pytest.mark.parametrize("revision", PRE_V3_REVISIONS)
+def test_workflows_saved_before_the_v3_nodes_load_unchanged(page, revision):
+    names = [n for n in page["_pre_v3"] if n.startswith(f"{revision}_")]
+    if not names:
+        pytest.skip(f"git history with {revision} is not available here")
+    assert len(names) == len(WORKFLOWS)
+    for name in names:
+        item = page[name]
+        assert item["unknown_types"] == [] and item["nodes_with_errors"] == [] and item["dialogs"] == [], name
+        assert item["nodes_on_page"] == item["nodes_in_file"] and item["console_errors"] == [], name
+        assert item["queued_prompt_matches_api_twin"], f"{name}: the page queues what was saved with it"
+        validation = item["server_validation"]
+        assert "error" not in validation and validation.get("node_errors") == {}, (name, validation)
