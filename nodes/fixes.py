@@ -28,6 +28,7 @@ from ..avi_core.errors import (
     HeadSizeMismatchError,
     InvalidNameError,
     NonFiniteError,
+    OperationStoppedError,
     OutputPathError,
     PairMismatchError,
     ParameterError,
@@ -133,6 +134,7 @@ NODE_FIXES: FixTable = {
     (UnsupportedModelError, "continuous"): f"Remove the model-sampling patch node before {CAPTURE}. {SD_MODELS}.",
     (UnsupportedModelError, "numbering"): f"Remove the model-sampling patch node before {CAPTURE}. {SD_MODELS}.",
     (UnsupportedSamplerError, ""): "Pick another sampler_name on the node; its tooltip lists the ones that work.",
+    (OperationStoppedError, ""): "Queue the prompt again to run it to the end.",
     (BackendUnavailableError, ""): "Unset the environment variable AVI_SVD_BACKEND (or set it to torch) and "
     "restart ComfyUI.",
     # Datasets.

@@ -45,7 +45,7 @@ _BUILDERS = {
 }
 # Reasons computed at run time, by the call that computes them.
 _DYNAMIC_REASONS = {
-    ("refuse", "sniffed"): {"truncated", "pickle"},  # files.safetensors_io.sniff_not_safetensors
+    ("refuse", "sniffed"): {"truncated", "pickle", "foreign"},  # files.safetensors_io.sniff_not_safetensors
 }
 
 
