@@ -233,3 +233,25 @@ def test_thread_pool_leaves_other_threads_thread_counts_alone():
     threaded_svd(seeded(16, 8, 8, seed=13), workers=2)
     assert torch.get_num_threads() == before_main
     assert count_in_new_thread() == before_new
+
+
+def test_torch_backend_runs_small_matrices_on_one_thread_and_restores_the_count():
+    x = seeded(3, 64, 64, seed=21)
+    before = torch.get_num_threads()
+    expected = torch.linalg.svd(x, full_matrices=False)
+    seen = []
+    original = torch.linalg.svd
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    try:
+        torch.linalg.svd = spy
+        got = channel_svd(x, backend="torch")
+    finally:
+        torch.linalg.svd = original
+    assert torch.get_num_threads() == before
+    assert seen == [1]
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)

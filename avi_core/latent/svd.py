@@ -21,11 +21,13 @@ Backends:
 - "auto" picks, per call, by device and size. The rule is deterministic (never a timing taken at run time),
   so the same input always takes the same backend and training stays bit-reproducible:
   * CPU: "threads" when torch has more than one thread and the batch holds enough work to pay for the
-    hand-off to the pool (batch * min(H, W)^2 * max(H, W) >= THREADS_MIN_WORK, i.e. 4 matrices of
-    64 x 64, 32 of 32 x 32, 256 of 16 x 16), else "torch". Measured on a 2-core CPU (BENCHMARKS.md): the
-    hand-off costs about 0.2 ms, so below that size "threads" loses; above it "threads" is 1.5-3x faster
-    than "torch" (which runs LAPACK on one matrix after another, and whose own OpenMP threading makes
-    64 x 64 SVDs slower, not faster). "jacobi" on CPU is 25-50x slower than LAPACK (its tensor operations
+    hand-off to the pool (batch * min(H, W)^2 * max(H, W) >= THREADS_MIN_WORK, i.e. 8 matrices of
+    64 x 64, 64 of 32 x 32, 512 of 16 x 16), else "torch", which here runs LAPACK with one thread
+    (`torch_svd`): `torch.linalg.svd` with its default OpenMP threads is slower on such small matrices, so
+    "auto" is never slower than it at any batch (BENCHMARKS.md). Measured on a 2-core CPU: the hand-off
+    costs about 0.2 ms on a quiet machine and much more when another process holds a core, so small
+    batches stay in the calling thread; from a few dozen matrices on, "threads" is 1.5-3x faster.
+    "jacobi" on CPU is 25-50x slower than LAPACK (its tensor operations
     stream the whole batch through memory in each of its ~600 rounds per SVD) and is never chosen there.
   * CUDA: "jacobi" when min(H, W) > 32 and the batch has at least `CUDA_JACOBI_MIN_BATCH` matrices, else
     "torch" (cuSOLVER batches matrices up to 32 x 32 itself, and a tiny batch is cheaper as a few cuSOLVER
@@ -61,8 +63,10 @@ CUDA_JACOBI_MIN_BATCH = 64
 JACOBI_CHUNK_BYTES = 1 << 30
 # A chunk of fewer matrices than this is not worth a thread hand-off.
 MIN_THREAD_CHUNK = 8
-# Least batch * min(H, W)^2 * max(H, W) for which "auto" uses the thread pool on CPU (measured crossover).
-THREADS_MIN_WORK = 1 << 20
+# Least batch * min(H, W)^2 * max(H, W) for which "auto" uses the thread pool on CPU: 8 matrices of 64 x 64.
+THREADS_MIN_WORK = 1 << 21
+# Largest matrix side that "torch" decomposes with a single LAPACK thread on the CPU (see torch_svd).
+SINGLE_THREAD_MAX_SIZE = 256
 
 SVDResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -76,8 +80,20 @@ def _working_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def torch_svd(x: torch.Tensor) -> SVDResult:
-    """LAPACK / cuSOLVER through `torch.linalg.svd(full_matrices=False)`."""
-    return torch.linalg.svd(x, full_matrices=False)
+    """LAPACK / cuSOLVER through `torch.linalg.svd(full_matrices=False)`.
+
+    On the CPU, matrices up to SINGLE_THREAD_MAX_SIZE are decomposed with one LAPACK thread: MKL's OpenMP
+    threads only wait on each other over a 64 x 64 SVD (more so when another process holds a core), and the
+    results are bit-identical (checked by the tests).
+    """
+    if x.device.type != "cpu" or max(x.shape[-2:]) > SINGLE_THREAD_MAX_SIZE or torch.get_num_threads() == 1:
+        return torch.linalg.svd(x, full_matrices=False)
+    count = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.svd(x, full_matrices=False)
+    finally:
+        torch.set_num_threads(count)
 
 
 @functools.cache
