@@ -20,6 +20,7 @@ NODE_MODULES: tuple[str, ...] = (
     "avi.train",
     "avi.load_head",
     "avi.datasets",
+    "digits.model",  # digits
 )
 
 IMPORT_ERRORS: dict[str, str] = {}
