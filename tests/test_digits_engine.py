@@ -245,3 +245,51 @@ def test_ssim_and_feature_distance():
     assert (identity.feature_distance(model, a, a.flip(0)) > 0).all()
     with pytest.raises(ShapeMismatchError):
         identity.ssim(a, a[:1])
+
+
+# --- the model file --------------------------------------------------------------------------------------------
+
+
+def _model_file(path: Path, tensors: dict, **meta) -> Path:
+    from safetensors.torch import save_file
+
+    base = {"format": "avi_digit_unet", "version": 1, "unet_config": {"model_channels": 32}}
+    base.update(meta)
+    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in base.items()})
+    return path
+
+
+def test_model_file_reads_and_refuses(tmp_path):
+    from avi_core.digits import unet_file
+    from avi_core.errors import FileVersionError
+
+    good = _model_file(tmp_path / "good.safetensors", {"w": torch.ones(2, dtype=torch.float16)}, steps=5)
+    read = unet_file.read_digit_unet(good)
+    assert read.state_dict["w"].dtype == torch.float32 and read.meta["steps"] == 5
+    assert read.unet_config == {"model_channels": 32}
+    with pytest.raises(FileFormatError) as info:
+        unet_file.read_digit_unet(_model_file(tmp_path / "f.safetensors", {"w": torch.ones(2)}, format="other"))
+    assert info.value.reason == "foreign"
+    with pytest.raises(FileVersionError):
+        unet_file.read_digit_unet(_model_file(tmp_path / "v.safetensors", {"w": torch.ones(2)}, version=99))
+    with pytest.raises(FileFormatError) as info:
+        unet_file.read_digit_unet(_model_file(tmp_path / "n.safetensors", {"w": torch.tensor([math.inf])}))
+    assert info.value.reason == "nonfinite"
+    with pytest.raises(FileFormatError) as info:
+        unet_file.read_digit_unet(tmp_path / "none.safetensors")
+    assert info.value.reason == "missing"
+    (tmp_path / "cut.safetensors").write_bytes(good.read_bytes()[:20])
+    with pytest.raises(FileFormatError):
+        unet_file.read_digit_unet(tmp_path / "cut.safetensors")
+
+
+def test_bundled_model_file_is_small_and_of_sd20_layout():
+    from avi_core.digits import unet_file
+
+    if not unet_file.WEIGHTS_FILE.is_file():
+        pytest.skip("the digit model weights are not in this checkout")
+    assert unet_file.WEIGHTS_FILE.stat().st_size <= 10 * 1024 * 1024
+    read = unet_file.read_digit_unet()
+    assert read.unet_config["context_dim"] == prompts.CONTEXT_DIM
+    assert "input_blocks.0.0.weight" in read.state_dict and "out.2.weight" in read.state_dict
+    assert read.state_dict["input_blocks.0.0.weight"].shape[1] == latent_map.CHANNELS

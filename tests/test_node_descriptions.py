@@ -25,6 +25,9 @@ NODE_IDS = {
     "AVITrainAttributeHead": "AVI Train Attribute Head",
     "AVILoadAttributeHead": "AVI Load Attribute Head",
     "AVIAppendToDataset": "AVI Append To Dataset",
+    # digits
+    "AVILoadDigitModel": "AVI Load Digit Model",
+    "AVIDigitPrompt": "AVI Digit Prompt",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -62,6 +65,9 @@ INPUT_ORDER = {
     ],
     "AVILoadAttributeHead": ["head_name"],
     "AVIAppendToDataset": ["original", "target", "dataset"],
+    # digits
+    "AVILoadDigitModel": ["weights"],
+    "AVIDigitPrompt": ["text"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -69,6 +75,9 @@ OUTPUTS = {
     "AVITrainAttributeHead": [("head", "AVI_HEAD"), ("loss_plot", "IMAGE")],
     "AVILoadAttributeHead": [("head", "AVI_HEAD"), ("info", "STRING")],
     "AVIAppendToDataset": [("summary", "STRING")],
+    # digits
+    "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
+    "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
 }
 
 
@@ -158,7 +167,8 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
     assert inspect.iscoroutinefunction(pack.comfy_entrypoint)
     # ComfyUI takes the V1 path, and ignores comfy_entrypoint, when the root has NODE_CLASS_MAPPINGS.
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS") and not hasattr(pack, "NODE_DISPLAY_NAME_MAPPINGS")
-    assert pack.nodes.NODE_MODULES == ("avi.capture", "avi.merge", "avi.train", "avi.load_head", "avi.datasets")
+    assert pack.nodes.NODE_MODULES[:5] == ("avi.capture", "avi.merge", "avi.train", "avi.load_head", "avi.datasets")
+    assert "digits.model" in pack.nodes.NODE_MODULES  # digits
     try:
         import comfy_api  # noqa: F401
     except ImportError:

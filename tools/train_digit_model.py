@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist", type=Path, default=ROOT.parent.parent / "shared" / "data" / "mnist")
     parser.add_argument("--out", type=Path, default=ROOT / "avi_core" / "digits" / "weights" / "digit_unet.safetensors")
     parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument(
+        "--stop-at",
+        type=int,
+        default=0,
+        help="end after this many steps of the --steps schedule (0 = all); equals that run's snapshot at the step",
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1.5e-3)
     parser.add_argument("--warmup", type=int, default=100)
@@ -174,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         save(ema, args.out, meta)
         logger.info("snapshot at step %d -> %s", step, args.out)
 
-    for step in range(1, args.steps + 1):
+    last = args.stop_at if 0 < args.stop_at < args.steps else args.steps
+    for step in range(1, last + 1):
         lr = args.lr * min(1.0, step / args.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
         lr = max(lr, args.lr * 0.02) if step > args.warmup else lr
         for group in opt.param_groups:
@@ -217,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if step % args.snapshot_every == 0 and step < args.steps:
             snapshot(step)
-    snapshot(args.steps, final=True)
-    logger.info("done: %d steps in %.0fs", args.steps, time.time() - start)
+    snapshot(last, final=True)
+    logger.info("done: %d steps in %.0fs", last, time.time() - start)
     return 0
 
 
