@@ -379,7 +379,7 @@ def side_by_side(entries: list[dict], out: Path, path: Path, per_pair: int = 2, 
     canvas = Image.new("L", (label_w + cell * len(columns), head_h + cell * len(rows)), 40)
     draw = ImageDraw.Draw(canvas)
     for c, (method, rho) in enumerate(columns):
-        title = {"avi_anchored": f"anchored {rho:g}", "avi_paper": "AVI paper"}.get(method, method)
+        title = f"anchored {rho:g}" if method == "avi_anchored" else "AVI paper" if method == "avi_paper" else method
         draw.text((label_w + c * cell + 2, 3), title[:11], fill=255)
     for r, (p, i) in enumerate(rows):
         draw.text((4, head_h + r * cell + 26), f"{p} #{i}", fill=255)
