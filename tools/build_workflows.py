@@ -792,6 +792,14 @@ BUILDERS: dict[str, Callable[[dict[str, dict[str, Any]]], Workflow]] = {
     "avi_train_from_dataset": train_from_dataset,
 }
 
+# Each method's workflows live in tools/workflows_<method>.py and import their helpers from this module by name.
+sys.modules.setdefault("build_workflows", sys.modules[__name__])
+if str(REPO_ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+from workflows_boundary import BOUNDARY_BUILDERS  # noqa: E402  (boundary)
+
+BUILDERS.update(BOUNDARY_BUILDERS)  # boundary
+
 
 def build_all() -> dict[Path, str]:
     """{path: file text} of every UI workflow and API twin."""

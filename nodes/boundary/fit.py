@@ -175,7 +175,7 @@ class AVIFitBoundary(io.ComfyNode):
             bar.update_absolute(done, total + 1)
 
         host.throw_if_interrupted()
-        search = mixing_step_search(candidates, holdout, seed, tolerance=tolerance, C=C, progress=progress)
+        search = mixing_step_search(candidates, holdout, seed, tolerance=tolerance, C=C, progress=progress, paired=True)
         boundary = replace(
             search.boundary, info={**search.boundary.info, "name": safe_name, "description": description}
         )

@@ -65,6 +65,10 @@ BOUNDARY_FIXES: FixTable = {
         DatasetError,
         "no_step",
     ): "Set step to one of the steps the collection holds ({steps}), or to -1 to search them all.",
+    (ParameterError, "paired"): (
+        f"Collect both sides with {COLLECT}, which samples prompt A and prompt B from the same seeds, or connect "
+        "side_a and side_b from two captures of one Empty Latent Image and one seed."
+    ),
     (ParameterError, "boundary_sources"): (
         "Disconnect side_a and side_b to fit from the collection, or clear collection to fit from the latents."
     ),
