@@ -48,4 +48,4 @@ def test_the_search_passes_paired_on():
     search = mixing_step_search(candidates, paired=True)
     assert min(search.accuracies) >= 0.75
     assert all(b.info["paired"] for b in search.boundaries.values())
-    assert max(mixing_step_search(candidates).accuracies) < 0.2  # unpaired: the leak at every step
+    assert max(mixing_step_search(candidates).accuracies) < 0.5  # unpaired: below chance at every step

@@ -166,7 +166,8 @@ def test_collect_then_fit_saves_the_boundary_with_the_accuracy_curve(pack, fitte
     path = host_env / "models" / "avi_boundaries" / "ab boundary.safetensors"
     assert path.is_file() and str(path) in summary
     loaded = load_boundary(path)
-    assert torch.equal(loaded.normal, boundary.normal) and loaded.info["description"] == "a -> b"
+    assert torch.allclose(loaded.normal, boundary.normal, rtol=0, atol=1e-12) and loaded.info["description"] == "a -> b"
+    assert loaded.info["paired"] is True and 0.5 <= boundary.accuracy <= 1.0
     assert loaded.info["steps"] == STEPS and loaded.info["search"]["steps"] == [6, 12]
     assert loaded.info["sampler"] == "euler" and loaded.info["collection"] == "ab"
     (shown,) = fitted.ui.as_dict()["images"]
@@ -451,6 +452,6 @@ def test_the_boundary_workflows_collect_fit_and_edit(pack, executor_nodes, host_
     first, last = pixels(strip[0]), pixels(strip[-1])
     assert first.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and abs(first - last).mean() > 0.5
     assert pixels(plain).shape == first.shape
-    info = outputs[node_of(edit_prompt, "PreviewAny")]["text"][0]
+    info = outputs[node_of(edit_prompt, "PreviewAny", "Where the latent was")]["text"][0]
     assert info.startswith("signed distance before: ")
     assert os.path.isfile(path)
