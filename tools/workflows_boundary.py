@@ -43,7 +43,9 @@ SAME_SCHEDULE = (
 )
 
 
-def _model_and_prompts(wf: Workflow, *, seed_control: str, batch: int, prompt_b: bool) -> dict[str, Node]:
+def _model_and_prompts(
+    wf: Workflow, *, seed_control: str, batch: int, prompt_b: bool, height: float = 820
+) -> dict[str, Node]:
     """Checkpoint, seed, latent, prompt A (and B), negative."""
     n: dict[str, Node] = {}
     n["ckpt"] = wf.add("CheckpointLoaderSimple", (0, 330), {"ckpt_name": CHECKPOINT}, size=(380, 100))
@@ -86,7 +88,7 @@ def _model_and_prompts(wf: Workflow, *, seed_control: str, batch: int, prompt_b:
     for key in ("a", "b", "neg"):
         if key in n:
             wf.connect(n["ckpt"], 1, n[key], "clip")
-    wf.group("Model, prompts, seed", (-20, -80, 870, 820))
+    wf.group("Model, prompts, seed", (-20, -80, 870, height))
     return n
 
 
@@ -130,7 +132,7 @@ def boundary_collect(specs: dict[str, dict[str, Any]]) -> Workflow:
     wf.connect(n["seed"], 0, collect, "noise_seed")
     show = wf.add("PreviewAny", (880, 380), title="What was written", size=(400, 200))
     wf.connect(collect, 0, show, "source")
-    wf.group("Sample both prompts, keep every capture step, append", (860, -80, 440, 700), color="#8A8")
+    wf.group("Collect both sides", (860, -80, 440, 700), color="#8A8")
     return wf
 
 
@@ -215,7 +217,7 @@ def boundary_edit(specs: dict[str, dict[str, Any]]) -> Workflow:
         size=(380, 300),
         title="Read me: edit with a boundary",
     )
-    n = _model_and_prompts(wf, seed_control="fixed", batch=1, prompt_b=False)
+    n = _model_and_prompts(wf, seed_control="fixed", batch=1, prompt_b=False, height=940)
     n["steps"] = wf.add(
         "PrimitiveInt",
         (0, 750),
@@ -274,8 +276,8 @@ def boundary_edit(specs: dict[str, dict[str, Any]]) -> Workflow:
         wf.connect(n["ckpt"], 2, dec, "vae")
         save = wf.add("SaveImage", (pos[0] + 240, pos[1]), {"filename_prefix": prefix}, title=title, size=size)
         wf.connect(dec, 0, save, "images")
-    wf.group("Load the boundary, capture at its step", (860, -80, 360, 840), color="#8A8")
-    wf.group("Move to each distance, resume as one batch", (1220, -80, 720, 840), color="#A88")
+    wf.group("Capture at its step", (860, -80, 360, 940), color="#8A8")
+    wf.group("Edit, resume as one batch", (1220, -80, 720, 940), color="#A88")
     wf.group("Distance sweep | Unedited", (1940, -80, 1320, 1120), color="#b58b2a")
     return wf
 

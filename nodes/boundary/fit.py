@@ -16,7 +16,7 @@ from .. import host
 from ..common import CATEGORY
 from ..fixes import explains_errors
 from ..schema_compat import advanced_input, schema
-from .latents import choose_sides, collection_sides, find_collection, latent_sides
+from .latents import choose_sides, collection_fingerprint, collection_sides, find_collection, latent_sides
 from .types import BoundaryType
 
 logger = logging.getLogger("avi.nodes.boundary.fit")
@@ -144,6 +144,11 @@ class AVIFitBoundary(io.ComfyNode):
                 ),
             ],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, collection: str = "", **_: object) -> str:
+        # Collecting more into the same collection must refit on the next queue, with unchanged widgets.
+        return collection_fingerprint(host.boundary_collection_roots(), host.dataset_roots(), collection)
 
     @classmethod
     @explains_errors

@@ -31,13 +31,19 @@ from ...avi_core.boundary import (
     sweep_distances,
 )
 from ...avi_core.errors import DatasetError, ParameterError, ShapeMismatchError
-from ...avi_core.files.datasets import append_shard, dataset_folder, list_datasets, read_dataset
+from ...avi_core.files.datasets import (
+    append_shard,
+    dataset_folder,
+    iter_shard_paths,
+    list_datasets,
+    read_dataset,
+)
 from ...avi_core.latent.capture import CAPTURE_KEY, get_record
 from ...avi_core.latent.conventions import from_paper_space, to_paper_space
 
 logger = logging.getLogger("avi.nodes.boundary")
 
-EDIT_ROLE = "latent to edit"
+EDIT_ROLE = "input"
 
 
 def append_sides(
@@ -74,6 +80,22 @@ def find_collection(collection_roots: Sequence[str], dataset_roots: Sequence[str
         folders=folders,
         available=", ".join(available) or "none",
     )
+
+
+def collection_fingerprint(collection_roots: Sequence[str], dataset_roots: Sequence[str], name: str) -> str:
+    """What changes when a collection gains or loses a file: its folder and its finished files' names and sizes
+    ("" when there is no such collection: the fit then says so)."""
+    try:
+        folder = find_collection(collection_roots, dataset_roots, (name or "").strip())
+    except (DatasetError, ParameterError):
+        return ""
+    files = []
+    for path in iter_shard_paths(folder):
+        try:
+            files.append(f"{path.name}:{path.stat().st_size}")
+        except OSError:
+            continue
+    return f"{folder}|{'|'.join(files)}"
 
 
 def collection_sides(folder: str | os.PathLike[str], step: int = -1) -> dict[int, StepSides]:
