@@ -455,3 +455,36 @@ def test_the_boundary_workflows_collect_fit_and_edit(pack, executor_nodes, host_
     info = outputs[node_of(edit_prompt, "PreviewAny", "Where the latent was")]["text"][0]
     assert info.startswith("signed distance before: ")
     assert os.path.isfile(path)
+
+
+def test_cancel_stops_the_collection_before_anything_is_written(avi, model, conds, host_env):
+    import comfy.model_management
+    import comfy.utils
+
+    folder = host_env / "models" / "avi_boundary_collections" / "cancelled"
+
+    def hook(value, total, preview, node_id=None):
+        comfy.model_management.interrupt_current_processing(True)  # Cancel during the first sampling segment
+
+    comfy.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            collect(avi, model, conds, 1, "cancelled")
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+        comfy.model_management.interrupt_current_processing(False)
+    assert not folder.exists() or not any(folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("6, 7.5", "capture_steps: 7.5 is not a whole step number. Type a whole number into capture_steps."),
+        ("6, 30", "capture_steps = 30 is outside the supported range 1..29. Change capture_steps on the node"),
+        ("", "capture_steps is empty. Give at least one value in capture_steps."),
+    ],
+)
+def test_collect_refuses_bad_capture_steps_with_advice(pack, avi, model, conds, steps, message):
+    with pytest.raises(errors_module().ParameterError) as caught:
+        collect(avi, model, conds, 1, "never", capture_steps=steps)
+    assert message in str(caught.value)
