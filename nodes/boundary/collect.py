@@ -58,7 +58,16 @@ class AVICollectBoundarySamples(io.ComfyNode):
             node_id="AVICollectBoundarySamples",
             display_name="AVI Collect Boundary Samples",
             category=CATEGORY,
-            search_aliases=["boundary", "boundarydiffusion", "semantic boundary", "collect", "svm", "mixing step"],
+            search_aliases=[
+                "boundary",
+                "attribute",
+                "edit",
+                "boundarydiffusion",
+                "semantic boundary",
+                "collect",
+                "svm",
+                "mixing step",
+            ],
             description=(
                 "Collects the two sides of a semantic boundary: samples prompt A (side a, the original) and prompt B "
                 "(side b, the target) from the same seeds, keeps both latents at every step of capture_steps (with "

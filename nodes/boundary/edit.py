@@ -22,7 +22,15 @@ class AVIBoundaryEdit(io.ComfyNode):
             node_id="AVIBoundaryEdit",
             display_name="AVI Boundary Edit",
             category=CATEGORY,
-            search_aliases=["boundary", "boundarydiffusion", "semantic boundary", "edit", "distance", "cross"],
+            search_aliases=[
+                "boundary",
+                "attribute",
+                "edit",
+                "boundarydiffusion",
+                "semantic boundary",
+                "distance",
+                "cross",
+            ],
             description=(
                 "Crosses a semantic boundary in one move (BoundaryDiffusion): the latent, captured with 'AVI Capture "
                 "Latent at Step' at the boundary's step, is moved along the boundary's normal so that it lies at the "

@@ -32,7 +32,16 @@ class AVIFitBoundary(io.ComfyNode):
             node_id="AVIFitBoundary",
             display_name="AVI Fit Boundary",
             category=CATEGORY,
-            search_aliases=["boundary", "boundarydiffusion", "semantic boundary", "svm", "fit", "mixing step"],
+            search_aliases=[
+                "boundary",
+                "attribute",
+                "edit",
+                "boundarydiffusion",
+                "semantic boundary",
+                "svm",
+                "fit",
+                "mixing step",
+            ],
             description=(
                 "Fits a semantic boundary (BoundaryDiffusion): a hyperplane that separates latents of prompt A "
                 "(side a) from latents of prompt B (side b) captured at the SAME step, as a linear SVM, and measures "

@@ -29,7 +29,7 @@ class AVILoadBoundary(io.ComfyNode):
             node_id="AVILoadBoundary",
             display_name="AVI Load Boundary",
             category=CATEGORY,
-            search_aliases=["boundary", "boundarydiffusion", "semantic boundary", "load boundary"],
+            search_aliases=["boundary", "attribute", "edit", "boundarydiffusion", "semantic boundary", "load boundary"],
             description=(
                 "Loads a semantic boundary (.safetensors) from models/avi_boundaries, for 'AVI Boundary Edit'. "
                 "Outputs the step its sides were captured at: wire it into stop_step of the 'AVI Capture Latent at "
