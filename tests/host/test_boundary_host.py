@@ -488,3 +488,23 @@ def test_collect_refuses_bad_capture_steps_with_advice(pack, avi, model, conds, 
     with pytest.raises(errors_module().ParameterError) as caught:
         collect(avi, model, conds, 1, "never", capture_steps=steps)
     assert message in str(caught.value)
+
+
+def test_fit_from_two_captured_latents_at_one_step(pack, avi, model, conds, host_env):
+    latent = tiny_sd2.empty_latent(batch=4)
+    a, _ = capture(avi, model, conds["a"], conds["negative"], latent, 9)
+    b, _ = capture(avi, model, conds["b"], conds["negative"], latent, 9)
+    boundary, _, chosen, summary = fit(avi, "", "from latents", side_a=a, side_b=b).args
+    assert chosen == 9 and boundary.counts == (4, 4) and boundary.info["paired"] is True
+    assert (host_env / "models" / "avi_boundaries" / "from latents.safetensors").is_file()
+
+    later, _ = capture(avi, model, conds["b"], conds["negative"], latent, 10)
+    with pytest.raises(errors_module().StepMismatchError) as caught:
+        fit(avi, "", "never", side_a=a, side_b=later)
+    assert "side a (original prompt) was captured at step 9 of 30" in str(caught.value)
+    assert "side b (target prompt) at step 10 of 30" in str(caught.value)
+    with pytest.raises(errors_module().ParameterError) as caught:
+        fit(avi, "ab", "never", side_a=a, side_b=b)
+    assert str(caught.value).endswith(
+        "Disconnect side_a and side_b to fit from the collection, or clear collection to fit from the latents."
+    )
