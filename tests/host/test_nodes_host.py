@@ -422,6 +422,11 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
             "AVITrainAttributeHead",
             "AVILoadAttributeHead",
             "AVIAppendToDataset",
+            # boundary
+            "AVICollectBoundarySamples",
+            "AVIFitBoundary",
+            "AVILoadBoundary",
+            "AVIBoundaryEdit",
         }
         from comfy_api.latest import io
 
