@@ -287,9 +287,11 @@ def test_apply_shows_the_unedited_image_beside_the_edit():
 
 
 def test_rho_sweep_decodes_the_strip_as_one_batch(pack):
+    from avi_pack.avi_core.values import parse_number_list  # a submodule: avi_core's lazy exports do not load it
+
     api = _api("avi_rho_sweep")
     ((merge_id, merge),) = _of(api, "AVIMerge")
-    rhos = pack.avi_core.values.parse_number_list(merge["inputs"]["rho_list"], "rho_list")
+    rhos = parse_number_list(merge["inputs"]["rho_list"], "rho_list")
     assert rhos == [0.0, 0.25, 0.5, 0.75, 1.0]
     ((_, ks),) = _of(api, "KSamplerAdvanced")
     assert ks["inputs"]["latent_image"] == [merge_id, 0]
