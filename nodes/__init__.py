@@ -20,6 +20,11 @@ NODE_MODULES: tuple[str, ...] = (
     "avi.train",
     "avi.load_head",
     "avi.datasets",
+    # inversion
+    "inversion.invert",
+    # explore
+    "explore.trajectory",
+    "explore.plots",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

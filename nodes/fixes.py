@@ -38,6 +38,8 @@ from ..avi_core.errors import (
     UnsupportedSamplerError,
     add_fix,
 )
+from .explore.fixes import EXPLORE_FIXES
+from .inversion.fixes import INVERSION_FIXES
 
 CAPTURE = "'AVI Capture Latent at Step'"
 TRAIN = "'AVI Train Attribute Head'"
@@ -214,3 +216,6 @@ def explains_errors(execute: _Execute) -> _Execute:
 def explained(err: AVIError, table: FixTable = NODE_FIXES) -> str:
     """`str(err)` with its advice: the message ComfyUI shows for it (used by validate_inputs)."""
     return str(add_fix(err, table))
+
+
+NODE_FIXES.update({**INVERSION_FIXES, **EXPLORE_FIXES})  # inversion, explore
