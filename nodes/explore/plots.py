@@ -314,7 +314,8 @@ class AVIRankOneViews(io.ComfyNode):
             )
             finished = out["samples"]
         host.throw_if_interrupted()
-        images = vae.decode(finished)
+        with torch.no_grad():
+            images = vae.decode(finished).detach()
         if images.dim() == 5:  # video VAEs: [B, T, H, W, C]
             images = images.reshape(-1, *images.shape[-3:])
         images = images.to(torch.float32).clamp(0.0, 1.0)

@@ -24,17 +24,17 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tiny_sd2
 import torch
+import workflow_run
 
 pytestmark = pytest.mark.host
 
-API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
-IMAGE_SIZE = 128
+API_DIR = workflow_run.API_DIR
+IMAGE_SIZE = workflow_run.IMAGE_SIZE
 STEPS = 50
 
 
@@ -262,84 +262,13 @@ def test_cancel_stops_the_inversion(env):
 # --- the "edit a photo" workflow through the real executor -----------------------------------------------------
 
 
-def _png(path: Path, size: int) -> None:
-    from PIL import Image
-
-    y, x = np.mgrid[0:size, 0:size]
-    rgb = np.stack([x * 255 // size, y * 255 // size, (x + y) * 127 // size], -1).astype(np.uint8)
-    Image.fromarray(rgb).save(path)
-
-
 @pytest.fixture(scope="module")
 def executor_env(pack, env):
-    """The host's node mappings with the pack's nodes and the test checkpoint / text encoder (as in
-    test_workflows_host), a photo in the input folder, and a 16 x 16 head in avi_heads."""
-    import folder_paths
-    import test_workflows_host as wf
-
-    import nodes as comfy_nodes
-
-    asyncio.run(comfy_nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
-    added = {
-        **env["avi"],
-        "AVITestTinyCheckpoint": wf.AVITestTinyCheckpoint,
-        "AVITestRandomConditioning": wf.AVITestRandomConditioning,
-    }
-    saved = {k: comfy_nodes.NODE_CLASS_MAPPINGS.get(k) for k in added}
-    comfy_nodes.NODE_CLASS_MAPPINGS.update(added)
-    _png(Path(folder_paths.get_input_directory()) / "example.png", 200)
-    heads = Path(folder_paths.get_folder_paths("avi_heads")[0])
-    assert heads.resolve().is_relative_to(tiny_sd2.temp_base().resolve())
-    heads.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    pack.avi_core.save_head(pack.avi_core.AttributeHead(16, 16, hidden=16), heads / "smile.safetensors")
-    yield folder_paths
-    for key, value in saved.items():
-        if value is None:
-            comfy_nodes.NODE_CLASS_MAPPINGS.pop(key, None)
-        else:
-            comfy_nodes.NODE_CLASS_MAPPINGS[key] = value
+    with workflow_run.executor_nodes(pack, env["avi"]) as folder_paths:
+        yield folder_paths
 
 
-def load_api(name: str) -> dict:
-    """A committed API workflow with the test swaps (model, text encoder, sizes)."""
-    prompt = json.loads((API_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    for node in prompt.values():
-        kind, inputs = node["class_type"], node["inputs"]
-        if kind == "CheckpointLoaderSimple":
-            node["class_type"] = "AVITestTinyCheckpoint"
-        elif kind == "CLIPTextEncode":
-            node["class_type"] = "AVITestRandomConditioning"
-        elif kind in ("EmptyLatentImage", "ImageScale"):
-            inputs["width"] = inputs["height"] = IMAGE_SIZE
-    return prompt
-
-
-def of(prompt: dict, class_type: str, title: str | None = None) -> str:
-    ids = [
-        k
-        for k, v in prompt.items()
-        if v["class_type"] == class_type and (title is None or v["_meta"]["title"] == title)
-    ]
-    assert len(ids) == 1, (class_type, title, ids)
-    return ids[0]
-
-
-def saved_pixels(folder_paths, outputs: dict, node: str) -> list[np.ndarray]:
-    from PIL import Image
-
-    out = []
-    for item in outputs[node]["images"]:
-        root = folder_paths.get_output_directory() if item["type"] == "output" else folder_paths.get_temp_directory()
-        out.append(np.asarray(Image.open(Path(root) / item["subfolder"] / item["filename"]).convert("RGB"), np.int16))
-    return out
-
-
-def run(prompt: dict) -> tuple[dict, list]:
-    executor, server = tiny_sd2.run_prompt(prompt)
-    error = tiny_sd2.execution_error(server)
-    assert executor.success and error is None, json.dumps(error, default=str)[:3000]
-    return executor.history_result["outputs"], server.messages
+load_api, of, saved_pixels, run = workflow_run.load_api, workflow_run.of, workflow_run.saved_pixels, workflow_run.run
 
 
 def test_edit_a_photo_runs_and_saves_the_reconstruction_beside_the_edit(executor_env):
