@@ -226,7 +226,7 @@ def builders(tool: dict[str, Any]) -> dict[str, Callable[[dict[str, dict[str, An
         wf.connect(dec_edit, 0, save_edit, "images")
         shown = wf.add("PreviewImage", (2240, 540), title="The photo (512 x 512)", size=(420, 420))
         wf.connect(n["scale"], 0, shown, "images")
-        wf.group("Invert the photo (x), sample z from its noise", (880, -80, 380, 840), color="#8A8")
+        wf.group("Invert, then z", (880, -80, 380, 840), color="#8A8")
         wf.group("Merge with the head", (1260, -80, 360, 420), color="#A88")
         wf.group("Resume both at x's step, no new noise", (1620, -80, 600, 840), color="#88A")
         wf.group("Reconstruction | Edited", (2220, -80, 900, 1060), color="#b58b2a")
@@ -327,7 +327,7 @@ def builders(tool: dict[str, Any]) -> dict[str, Callable[[dict[str, dict[str, An
         ):
             shown = wf.add("PreviewImage", pos, title=title, size=size)
             wf.connect(node, 0, shown, "images")
-        wf.group("Sample once, keep the latent at each step", (880, -80, 380, 1040), color="#8A8")
+        wf.group("Sample, keep each step", (880, -80, 380, 1040), color="#8A8")
         wf.group("The three plots", (1260, -80, 1200, 1860), color="#b58b2a")
         return wf
 
