@@ -60,7 +60,7 @@ class AVIPlotSingularSpectrum(io.ComfyNode):
             node_id="AVIPlotSingularSpectrum",
             display_name="AVI Plot Singular Spectrum",
             category=CATEGORY,
-            search_aliases=["explore", "singular values", "spectrum", "svd", "plot"],
+            search_aliases=["attribute", "svd", "explore", "singular values", "spectrum", "plot"],
             description=(
                 "Plots the singular values of each latent channel at each step of a captured trajectory (the AVI "
                 "paper's Figure 2), in the paper's latent space so that steps compare, averaged over the batch of "
@@ -111,7 +111,7 @@ class AVIPlotSubspaceDistance(io.ComfyNode):
             node_id="AVIPlotSubspaceDistance",
             display_name="AVI Plot Subspace Distance",
             category=CATEGORY,
-            search_aliases=["explore", "subspace", "principal angles", "grassmann", "svd", "plot"],
+            search_aliases=["attribute", "svd", "explore", "subspace", "principal angles", "grassmann", "plot"],
             description=(
                 "Plots how far the span of the top-k singular vectors of each latent channel moves between the "
                 "steps of a captured trajectory: the geodesic distance on the Grassmannian (square root of the "
@@ -169,7 +169,7 @@ class AVIRankOneViews(io.ComfyNode):
             node_id="AVIRankOneViews",
             display_name="AVI Rank-One Views",
             category=CATEGORY,
-            search_aliases=["explore", "singular pair", "rank one", "svd", "amplify", "grid"],
+            search_aliases=["attribute", "svd", "explore", "singular pair", "rank one", "amplify", "grid"],
             description=(
                 "Shows what single singular pairs of the latent control (the AVI paper's Figures 3-4): every channel "
                 "matrix of the latent is rebuilt with the chosen pair(s) scaled (or kept alone, the rest removed), "

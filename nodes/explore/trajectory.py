@@ -35,7 +35,7 @@ class AVICaptureTrajectory(io.ComfyNode):
             node_id="AVICaptureTrajectory",
             display_name="AVI Capture Trajectory",
             category=CATEGORY,
-            search_aliases=["explore", "singular values", "spectrum", "trajectory", "svd", "subspace"],
+            search_aliases=["attribute", "svd", "explore", "singular values", "spectrum", "trajectory", "subspace"],
             description=(
                 "Samples one prompt like KSamplerAdvanced (a batch = several seeds) and keeps the latent at each "
                 "step nearest the fractions of T listed in 'at', for the explorer's plots: AVI Plot Singular "

@@ -69,7 +69,7 @@ class AVIInvert(io.ComfyNode):
             node_id="AVIInvert",
             display_name="AVI Invert",
             category=CATEGORY,
-            search_aliases=["inversion", "ddim inversion", "real image", "photo", "edit photo", "invert"],
+            search_aliases=["attribute", "svd", "edit", "inversion", "ddim inversion", "real image", "photo", "invert"],
             description=(
                 "Edits real photos: runs the sampler backwards (deterministic DDIM / Euler inversion) from a "
                 "VAE-encoded image, with the ORIGINAL prompt, to the step nearest a fraction of T (0.8 for AVI's x). "
