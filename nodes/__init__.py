@@ -26,6 +26,11 @@ NODE_MODULES: tuple[str, ...] = (
     "boundary.fit",
     "boundary.load",
     "boundary.edit",
+    # inversion
+    "inversion.invert",
+    # explore
+    "explore.trajectory",
+    "explore.plots",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

@@ -28,6 +28,8 @@ EXPECTED = {
     "avi_rho_sweep",
     "avi_build_dataset",
     "avi_train_from_dataset",
+    "avi_edit_photo",  # inversion
+    "avi_explore_latent",  # explore
 }
 BOUNDARY_WORKFLOWS = {"avi_boundary_collect", "avi_boundary_fit", "avi_boundary_edit"}  # boundary
 EXPECTED |= BOUNDARY_WORKFLOWS  # boundary
@@ -42,6 +44,9 @@ CORE_NODE_NAMES = {
     "PreviewImage",
     "PrimitiveInt",
     "PreviewAny",
+    "LoadImage",  # inversion
+    "ImageScale",
+    "VAEEncode",
 }
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -163,6 +168,8 @@ def test_widget_values_have_the_right_type_and_range(path, specs, tool):
                     assert value == tool.SAMPLER, where
                 elif values == "<host scheduler list>":
                     assert value == tool.SCHEDULER, where
+                elif values == "<input images>":  # Load Image: a file in ComfyUI's input folder
+                    assert value.endswith((".png", ".jpg", ".jpeg", ".webp")), where
                 else:  # a models-folder list (checkpoints, heads): a file name
                     assert value.endswith((".safetensors", ".ckpt")), where
 
@@ -242,7 +249,9 @@ def _value(api: dict[str, Any], ref: Any) -> Any:
     return ref
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - {"avi_train_from_dataset"}))
+@pytest.mark.parametrize(
+    "name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - {"avi_train_from_dataset", "avi_edit_photo", "avi_explore_latent"})
+)  # the photo and explorer workflows: tests/test_inversion_workflows.py
 def test_sd21_defaults_and_paired_captures(name):
     api = _api(name)
     ((_, ckpt),) = _of(api, "CheckpointLoaderSimple")
