@@ -19,7 +19,8 @@ in pixels in [0, 1] between the 64 x 64 frame that was inverted and the decoded 
 Writes DIR/inversion.json (per setting: mean, median, 5th percentile PSNR, per digit means, the per-image values),
 DIR/inversion.md (the table), DIR/reconstructions.png (originals above reconstructions) and, with --edit,
 DIR/results.json in the edit benchmark's schema (methods `unedited_real` = the real digit's reconstruction,
-`prompt_switch_real`, `avi_real` = paper mode rho 1, `avi_real_anchored` over the rho sweep) and DIR/table.md.
+`prompt_switch_real`, `avi_real` = paper mode rho 1, `avi_real_anchored` over the rho sweep; `original_real`, the
+held-out digit itself), DIR/table.md and DIR/side_by_side.png.
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ def edit_real(bench, inv: Inverter, frames, labels, edges, out: Path, args) -> l
         logger.info("[%d/%d] %s: %d real digits (%.0fs)", index + 1, len(pairs), pair.name, len(pick), time.time() - t0)
         x, step, noise, seed = inv.invert(frames[pick], pair.original, args.refine_edit, bench.args.cfg)
         z, _ = capture_from(bench, noise, pair.target, seed, 0.5)
-        runs = [("unedited_real", None, inv.resume(x, pair.original, step, bench.args.cfg))]
+        runs = [("original_real", None, frames[pick])]
+        runs.append(("unedited_real", None, inv.resume(x, pair.original, step, bench.args.cfg)))
         runs.append(("prompt_switch_real", None, inv.resume(x, pair.target, step, bench.args.cfg)))
         paper = bench.merge(x, z, head, "paper", [1.0])
         runs.append(("avi_real", 1.0, inv.resume(paper, pair.original, step, bench.args.cfg)))
@@ -231,7 +233,7 @@ def edit_real(bench, inv: Inverter, frames, labels, edges, out: Path, args) -> l
         b = len(pick)
         for j, rho in enumerate(bench.args.rhos):
             runs.append(("avi_real_anchored", rho, swept[j * b : (j + 1) * b]))
-        unedited = runs[0][2]
+        unedited = runs[1][2]
         safe = pair.name.replace("->", "-to-").replace(":", "_").replace(" ", "_")
         for method, rho, images in runs:
             scores = eb.score(bench, pair, images, unedited, edges)
@@ -242,7 +244,8 @@ def edit_real(bench, inv: Inverter, frames, labels, edges, out: Path, args) -> l
                 entry = {"path": str(rel), "method": method, "pair": pair.name, "seed": int(seed), "batch_index": i}
                 if rho is not None:
                     entry["rho"] = rho
-                entry["digit"] = pair.source_digit if method == "unedited_real" else pair.digit
+                references = ("original_real", "unedited_real")
+                entry["digit"] = pair.source_digit if method in references else pair.digit
                 if pair.kind == "style":
                     entry["attribute"] = dict(pair.attribute)
                 entry["kind"] = pair.kind
@@ -250,6 +253,35 @@ def edit_real(bench, inv: Inverter, frames, labels, edges, out: Path, args) -> l
                 entry["scores"] = scores[i]
                 entries.append(entry)
     return entries
+
+
+def side_by_side(entries: list[dict], out: Path, path: Path, per_pair: int = 2) -> None:
+    """Rows (pair, real digit); columns: the real digit | its reconstruction | AVI paper | AVI anchored rho 1 |
+    prompt switch."""
+    from PIL import Image, ImageDraw
+
+    columns = [
+        ("original_real", None, "real digit"),
+        ("unedited_real", None, "inverted"),
+        ("avi_real", 1.0, "AVI paper"),
+        ("avi_real_anchored", 1.0, "anchored 1"),
+        ("prompt_switch_real", None, "switch"),
+    ]
+    by_key = {(e["pair"], e["batch_index"], e["method"], e.get("rho")): e for e in entries}
+    pairs = list(dict.fromkeys(e["pair"] for e in entries))
+    cell, label_w, head_h = 64, 120, 18
+    rows = [(p, i) for p in pairs for i in range(per_pair) if (p, i, "original_real", None) in by_key]
+    canvas = Image.new("L", (label_w + cell * len(columns), head_h + cell * len(rows)), 40)
+    draw = ImageDraw.Draw(canvas)
+    for c, (_, _, title) in enumerate(columns):
+        draw.text((label_w + c * cell + 2, 3), title[:11], fill=255)
+    for r, (p, i) in enumerate(rows):
+        draw.text((4, head_h + r * cell + 26), f"{p} #{i}", fill=255)
+        for c, (method, rho, _) in enumerate(columns):
+            e = by_key.get((p, i, method, rho))
+            if e is not None:
+                canvas.paste(Image.open(out / e["path"]), (label_w + c * cell, head_h + r * cell))
+    canvas.save(path)
 
 
 def capture_from(bench, noise: dict, prompt: str, seed: int, stop_at: float):
@@ -383,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(results, indent=1))
         tmp.replace(out / "results.json")
         (out / "table.md").write_text(eb.table(rows))
+        side_by_side(entries, out, out / "side_by_side.png")
         print(eb.table(rows))
     result["config"]["wall_s"] = round(time.time() - t0, 1)
     tmp = out / "inversion.json.tmp"

@@ -55,10 +55,10 @@ def test_real_digits_reconstruct_within_the_pinned_psnr(host_env, tmp_path):
     assert row["mean"] >= QUICK_PSNR_MEAN - MARGIN_DB, row
     assert row["p5"] >= QUICK_PSNR_P5 - MARGIN_DB, row
     assert row["mean"] <= 45.0  # plain DDIM inversion is not exact: a near-perfect number would mean no resume
-    assert (tmp_path / "reconstructions.png").is_file()
+    assert (tmp_path / "reconstructions.png").is_file() and (tmp_path / "side_by_side.png").is_file()
     # the real-digit edit rows, in the edit benchmark's results.json schema
     results = json.loads((tmp_path / "results.json").read_text())
-    methods = {"unedited_real", "prompt_switch_real", "avi_real", "avi_real_anchored"}
+    methods = {"original_real", "unedited_real", "prompt_switch_real", "avi_real", "avi_real_anchored"}
     assert {e["method"] for e in results["images"]} == methods
     for e in results["images"]:
         assert (tmp_path / e["path"]).is_file()
