@@ -177,14 +177,16 @@ def test_the_latent_at_the_step_is_the_inversion_to_that_step_alone(env, pack):
     assert not torch.allclose(x["samples"], noise["samples"]), "step 10 and step 0 are different noise levels"
 
 
-@pytest.mark.parametrize("cfg", [1.0, 7.5])
-def test_refined_inversion_is_the_exact_inverse_of_the_resuming_sampler(env, cfg):
-    x10, step, _noise, _seed = invert(env, cfg=cfg, refine=3)
+@pytest.mark.parametrize(
+    ("cfg", "sampler", "scheduler"), [(1.0, "euler", "normal"), (7.5, "euler", "normal"), (7.5, "ddim", "ddim_uniform")]
+)
+def test_refined_inversion_is_the_exact_inverse_of_the_resuming_sampler(env, cfg, sampler, scheduler):
+    x10, step, _noise, _seed = invert(env, cfg=cfg, sampler=sampler, scheduler=scheduler, stop_step=10, refine=3)
     assert step == 10
-    x11 = invert(env, cfg=cfg, stop_step=11, refine=3)[0]
-    one_step = resume(env, x10, 10, cfg=cfg, end=11)
+    x11 = invert(env, cfg=cfg, sampler=sampler, scheduler=scheduler, stop_step=11, refine=3)[0]
+    one_step = resume(env, x10, 10, cfg=cfg, end=11, sampler=sampler, scheduler=scheduler)
     assert relative_rms(one_step, x11["samples"]) < 1e-5
-    back = resume(env, x10, 10, cfg=cfg)
+    back = resume(env, x10, 10, cfg=cfg, sampler=sampler, scheduler=scheduler)
     assert relative_rms(back, env["photo"]["samples"]) < 1e-4
 
 

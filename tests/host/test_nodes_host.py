@@ -444,6 +444,11 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
             "AVIFitBoundary",
             "AVILoadBoundary",
             "AVIBoundaryEdit",
+            "AVIInvert",  # inversion
+            "AVICaptureTrajectory",  # explore
+            "AVIPlotSingularSpectrum",
+            "AVIRankOneViews",
+            "AVIPlotSubspaceDistance",
         }
         from comfy_api.latest import io
 
