@@ -28,6 +28,7 @@ NODE_IDS = {
     # digits
     "AVILoadDigitModel": "AVI Load Digit Model",
     "AVIDigitPrompt": "AVI Digit Prompt",
+    "AVIEmptyDigitLatent": "AVI Empty Digit Latent",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -68,6 +69,7 @@ INPUT_ORDER = {
     # digits
     "AVILoadDigitModel": ["weights"],
     "AVIDigitPrompt": ["text"],
+    "AVIEmptyDigitLatent": ["batch_size"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -78,6 +80,7 @@ OUTPUTS = {
     # digits
     "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
     "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
+    "AVIEmptyDigitLatent": [("LATENT", "LATENT")],
 }
 
 
