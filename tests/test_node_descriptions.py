@@ -39,6 +39,7 @@ NODE_IDS = {
     "AVIPlotSingularSpectrum": "AVI Plot Singular Spectrum",
     "AVIRankOneViews": "AVI Rank-One Views",
     "AVIPlotSubspaceDistance": "AVI Plot Subspace Distance",
+    "AVIEmptyDigitLatent": "AVI Empty Digit Latent",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -153,6 +154,7 @@ INPUT_ORDER = {
         "negative",
     ],
     "AVIPlotSubspaceDistance": ["trajectory", "k", "side", "kind", "width", "height"],
+    "AVIEmptyDigitLatent": ["batch_size"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -179,6 +181,7 @@ OUTPUTS = {
     "AVIPlotSingularSpectrum": [("plot", "IMAGE")],
     "AVIRankOneViews": [("grid", "IMAGE"), ("images", "IMAGE"), ("views", "LATENT")],
     "AVIPlotSubspaceDistance": [("plot", "IMAGE")],
+    "AVIEmptyDigitLatent": [("LATENT", "LATENT")],
 }
 
 
