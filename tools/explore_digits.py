@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 scheduler=args.scheduler,
                 positive=positive,
                 negative=bench.negative,
-                latent_image={"samples": torch.zeros((args.batch, 4, 32, 32))},
+                latent_image={"samples": eb.blank_latent(args.batch)},  # a black image, as the benchmark
                 at="1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0",
             )
             .args
