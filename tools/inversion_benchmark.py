@@ -307,6 +307,13 @@ def capture_from(bench, noise: dict, prompt: str, seed: int, stop_at: float):
         )
 
 
+def write_json(data: dict, path: Path) -> None:
+    """`data` as JSON at `path`, written to a temporary name and renamed."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
@@ -407,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     (out / "inversion.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_json(result, out / "inversion.json")  # again at the end, with the total wall time
     if args.edit:
         entries = edit_real(bench, inv, frames, labels, edges, out, args)
         rows = eb.summarise(entries)
@@ -418,9 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         side_by_side(entries, out, out / "side_by_side.png")
         print(eb.table(rows))
     result["config"]["wall_s"] = round(time.time() - t0, 1)
-    tmp = out / "inversion.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out / "inversion.json")
+    write_json(result, out / "inversion.json")
     logger.info("done in %.0fs: %s", time.time() - t0, out / "inversion.json")
     return 0
 
