@@ -20,6 +20,11 @@ NODE_MODULES: tuple[str, ...] = (
     "avi.train",
     "avi.load_head",
     "avi.datasets",
+    # hspace
+    "hspace.capture",
+    "hspace.find",
+    "hspace.load",
+    "hspace.apply",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

@@ -144,7 +144,12 @@ SIZES: dict[str, tuple[float, float]] = {
 
 NODE_INFO_PATH = REPO_ROOT / "tools" / "node_info.json"
 """The pack's node descriptions as the host gives them (see the module docstring)."""
-HOST_LISTS = {"sampler_name": _SAMPLERS, "scheduler": _SCHEDULERS, "head_name": "<avi_heads files>"}
+HOST_LISTS = {
+    "sampler_name": _SAMPLERS,
+    "scheduler": _SCHEDULERS,
+    "head_name": "<avi_heads files>",
+    "direction_name": "<avi_directions files>",  # hspace
+}
 """Combo inputs whose options are the host's (its samplers, its schedulers, the files in models/avi_heads)."""
 
 
