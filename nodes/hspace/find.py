@@ -304,27 +304,40 @@ class AVIHSpaceFindSupervised(io.ComfyNode):
 
 
 @contextlib.contextmanager
-def autograd_weights(modules: list[torch.nn.Module]) -> Iterator[int]:
-    """Swap the inference-mode parameters and buffers of `modules` for normal copies while autograd runs through
-    them, and put the originals back after (ComfyUI loads checkpoints under torch.inference_mode, and autograd
-    refuses to save inference tensors for backward). Call outside inference mode. Yields how many were swapped.
+def autograd_weights(model: torch.nn.Module, modules: list[torch.nn.Module]) -> Iterator[int]:
+    """Make `model` usable by autograd with respect to its activations, and put everything back after.
+
+    ComfyUI loads checkpoints inside a node, under torch.inference_mode: the weights may be inference tensors
+    (which autograd refuses to save for backward) that require grad (so every layer would record). While inside:
+    no parameter of `model` requires grad, and the inference-mode parameters and buffers of `modules` (the layers
+    h flows through) are replaced by normal copies. Call outside inference mode. Yields how many were copied.
     """
+    frozen: list[torch.nn.Parameter] = []
     swapped: list[tuple[dict, str, torch.Tensor]] = []
     try:
+        for param in model.parameters():
+            if param.requires_grad:
+                param.requires_grad_(False)
+                frozen.append(param)
         for root in modules:
             for module in root.modules():
                 for store in (module._parameters, module._buffers):
                     for key, value in list(store.items()):
                         if isinstance(value, torch.Tensor) and value.is_inference():
                             copy = value.detach().clone()
-                            store[key] = (
-                                torch.nn.Parameter(copy, requires_grad=False) if store is module._parameters else copy
-                            )
+                            is_param = store is module._parameters
+                            store[key] = torch.nn.Parameter(copy, requires_grad=False) if is_param else copy
                             swapped.append((store, key, value))
         yield len(swapped)
     finally:
         for store, key, value in reversed(swapped):
             store[key] = value
+        for param in frozen:
+            if param.is_inference():
+                with torch.inference_mode():  # an inference tensor takes requires_grad only inside it
+                    param.requires_grad_(True)
+            else:
+                param.requires_grad_(True)
 
 
 def _after_bottleneck(diffusion_model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -389,7 +402,7 @@ class _JacobianSampler:
                 denoised = model_k(x_in, sigma_in, **substituted)
                 return (x_in - denoised) / scale
 
-            with autograd_weights(_after_bottleneck(self.diffusion_model)) as swapped:
+            with autograd_weights(self.diffusion_model, _after_bottleneck(self.diffusion_model)) as swapped:
                 if swapped:
                     logger.info("AVI h-space Jacobian: %d inference-mode weights copied for autograd", swapped)
                 self.result = jacobian_power_iteration(

@@ -85,6 +85,10 @@ HSPACE_FIXES: FixTable = {
     (ParameterError, "in_span"): (
         "Disconnect the directions to disentangle from, or use fewer of them: this direction is made of them."
     ),
+    (ParameterError, "sweep_latent"): (
+        f"Connect the Empty Latent Image to {APPLY_DIRECTION}'s latent input and its latent output to the sampler's "
+        "latent_image, or clear strength_list and direction_list."
+    ),
     (ParameterError, "order"): "Set start at or below end on the node (both are fractions of the sampling, 0 to 1).",
     (ParameterError, "range"): "Change {name} on the node to a value within that range.",
     (ParameterError, "no_grad"): (
