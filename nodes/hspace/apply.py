@@ -110,7 +110,7 @@ class AVIHSpaceApplyDirection(io.ComfyNode):
             node_id="AVIHSpaceApplyDirection",
             display_name="AVI Apply h-space Direction",
             category=HSPACE_CATEGORY,
-            search_aliases=["h-space", "hspace", "bottleneck", "semantic direction", "edit", "slider", "pca"],
+            search_aliases=["h-space", "hspace", "edit", "bottleneck", "semantic direction", "slider", "pca"],
             description=(
                 "Returns the model with an edit of the UNet's bottleneck h (Haas et al.): at every step in the "
                 "window, h <- h + strength x d, on the cond and uncond passes alike (or one of them). Chain "

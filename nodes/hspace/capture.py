@@ -150,7 +150,7 @@ class AVIHSpaceCapture(io.ComfyNode):
             node_id="AVIHSpaceCapture",
             display_name="AVI Capture h",
             category=HSPACE_CATEGORY,
-            search_aliases=["h-space", "hspace", "bottleneck", "capture", "semantic direction", "collect"],
+            search_aliases=["h-space", "hspace", "edit", "bottleneck", "capture", "semantic direction", "collect"],
             description=(
                 "Returns the model with a recorder on the UNet's bottleneck (h, the middle block's output, Haas et "
                 "al.). Any sampler that uses this MODEL records h at the chosen steps and, when it finishes, adds "

@@ -135,7 +135,15 @@ class AVIHSpaceFindPCA(io.ComfyNode):
             node_id="AVIHSpaceFindPCA",
             display_name="AVI Find h-space Directions (PCA)",
             category=HSPACE_CATEGORY,
-            search_aliases=["h-space", "hspace", "pca", "principal components", "semantic direction", "unsupervised"],
+            search_aliases=[
+                "h-space",
+                "hspace",
+                "edit",
+                "pca",
+                "principal components",
+                "semantic direction",
+                "unsupervised",
+            ],
             description=(
                 "Finds the directions along which the captured h of a collection vary most (principal components, "
                 "Haas et al.): each is a global edit that works on any image. A strength of 1 is one standard "
@@ -200,7 +208,15 @@ class AVIHSpaceFindSupervised(io.ComfyNode):
             node_id="AVIHSpaceFindSupervised",
             display_name="AVI Find h-space Direction (Supervised)",
             category=HSPACE_CATEGORY,
-            search_aliases=["h-space", "hspace", "supervised", "semantic direction", "attribute", "two prompts"],
+            search_aliases=[
+                "h-space",
+                "hspace",
+                "edit",
+                "supervised",
+                "semantic direction",
+                "attribute",
+                "two prompts",
+            ],
             description=(
                 "Finds the direction from the h of set A to the h of set B (the difference of their means, Haas "
                 "et al.): e.g. images of 'a person' (A) and of 'a smiling person' (B) captured with 'AVI Capture "
@@ -425,7 +441,15 @@ class AVIHSpaceFindJacobian(io.ComfyNode):
             node_id="AVIHSpaceFindJacobian",
             display_name="AVI Find h-space Directions (Jacobian)",
             category=HSPACE_CATEGORY,
-            search_aliases=["h-space", "hspace", "jacobian", "power iteration", "image-specific", "semantic direction"],
+            search_aliases=[
+                "h-space",
+                "hspace",
+                "edit",
+                "jacobian",
+                "power iteration",
+                "image-specific",
+                "semantic direction",
+            ],
             description=(
                 "Finds the directions in h that change this one image the most at one step: the top singular "
                 "vectors of the denoiser's Jacobian (Haas et al.), by power iteration (about 2 model passes per "

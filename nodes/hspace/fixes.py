@@ -74,6 +74,18 @@ HSPACE_FIXES: FixTable = {
         "every row a record with step, steps, sigma, timestep, label, seed and pass."
     ),
     # Settings.
+    (ParameterError, ""): "Change that setting on the node; its tooltip gives the range.",
+    (ParameterError, "list"): (
+        "Write {name} as numbers separated by commas, for example '-2, -1, 0, 1, 2', or clear it to use the "
+        "single value."
+    ),
+    (ParameterError, "choice"): "Pick one of the values listed in the node's menu.",
+    (ParameterError, "empty"): "Give at least one value.",
+    (ParameterError, "not_unit"): "The direction file is damaged: find the directions again.",
+    (ParameterError, "output"): (
+        "The model's prediction is not a tensor of numbers: use a UNet checkpoint (Stable Diffusion 1.x, 2.x or "
+        "SDXL) without nodes that replace its output."
+    ),
     (ParameterError, "samples"): (
         "Lower count on the node to {high} or less, or capture more images into the collection (each image adds "
         "one possible direction)."

@@ -68,7 +68,7 @@ class AVIHSpaceLoadDirection(io.ComfyNode):
             node_id="AVIHSpaceLoadDirection",
             display_name="AVI Load h-space Direction",
             category=HSPACE_CATEGORY,
-            search_aliases=["h-space", "hspace", "semantic direction", "load direction", "pca"],
+            search_aliases=["h-space", "hspace", "edit", "semantic direction", "load direction", "pca"],
             description=(
                 "Loads h-space directions (.safetensors) from models/avi_directions, for 'AVI Apply h-space "
                 "Direction'. Also outputs a description: how they were made (PCA, supervised, Jacobian), from "
