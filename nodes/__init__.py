@@ -25,6 +25,7 @@ NODE_MODULES: tuple[str, ...] = (
     "hspace.find",
     "hspace.load",
     "hspace.apply",
+    "hspace.grid",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

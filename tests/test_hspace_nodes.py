@@ -20,6 +20,7 @@ HSPACE_NODES = {
     "AVIHSpaceFindJacobian": "AVI Find h-space Directions (Jacobian)",
     "AVIHSpaceLoadDirection": "AVI Load h-space Direction",
     "AVIHSpaceApplyDirection": "AVI Apply h-space Direction",
+    "AVIImageGrid": "AVI Image Grid",
 }
 OUTPUTS = {
     "AVIHSpaceCapture": [("model", "MODEL")],
@@ -28,6 +29,7 @@ OUTPUTS = {
     "AVIHSpaceFindJacobian": [("directions", "AVI_H_DIRECTIONS"), ("plot", "IMAGE"), ("info", "STRING")],
     "AVIHSpaceLoadDirection": [("directions", "AVI_H_DIRECTIONS"), ("info", "STRING")],
     "AVIHSpaceApplyDirection": [("model", "MODEL"), ("latent", "LATENT")],
+    "AVIImageGrid": [("grid", "IMAGE")],
 }
 
 

@@ -15,7 +15,7 @@ from comfy_api.latest import io, ui
 
 from ...avi_core.errors import ParameterError
 from ...avi_core.files.names import SAFETENSORS_SUFFIX, sanitize_name
-from ...avi_core.hspace.collection import collection_folder, read_collection, sanitize_collection_name
+from ...avi_core.hspace.collection import collection_folder, read_collection, sanitize_collection_name, shard_paths
 from ...avi_core.hspace.direction_files import DirectionSet, save_directions
 from ...avi_core.hspace.jacobian import jacobian_power_iteration
 from ...avi_core.hspace.plots import render_explained_variance, render_projections, render_singular_values
@@ -53,6 +53,27 @@ def find_collection(name: str) -> Path:
         if folder.is_dir():
             return folder
     return collection_folder(roots[0], safe)
+
+
+def collection_state(*names: str) -> str:
+    """The shards the named collections hold now (names and sizes): a Find node runs again when they change."""
+    parts = []
+    for name in names:
+        try:
+            folder = find_collection(name)
+            parts += [f"{p.name}:{p.stat().st_size}" for p in shard_paths(folder)]
+        except Exception as err:  # an unusable name or folder: execute reports it
+            parts.append(f"{name}: {type(err).__name__}")
+    return "|".join(parts)
+
+
+def _after_input(name: str, which: str) -> io.Latent.Input:
+    return io.Latent.Input(
+        name,
+        optional=True,
+        tooltip=f"Optional: the LATENT output of the sampler that fills {which} in this same queue, so that this "
+        "node runs after that sampling has added its h. Not used otherwise.",
+    )
 
 
 def save(directions: DirectionSet, name: str, description: str) -> str:
@@ -169,12 +190,17 @@ class AVIHSpaceFindPCA(io.ComfyNode):
                 _step_input(),
                 _pass_input(),
                 _description_input(),
+                _after_input("samples", "the collection"),
             ],
             outputs=_outputs(
                 "The share of the variation each direction explains (bars) and the cumulative share; per step, "
                 "a line per direction over the steps."
             ),
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, collection: str, **kwargs: Any) -> str:
+        return collection_state(collection)
 
     @classmethod
     @explains_hspace_errors
@@ -252,6 +278,8 @@ class AVIHSpaceFindSupervised(io.ComfyNode):
                 ),
                 _pass_input(),
                 _description_input(),
+                _after_input("samples_a", "collection A"),
+                _after_input("samples_b", "collection B"),
                 Directions.Input(
                     "disentangle",
                     optional=True,
@@ -264,6 +292,10 @@ class AVIHSpaceFindSupervised(io.ComfyNode):
                 "should sit to the right of set A."
             ),
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, collection_a: str, collection_b: str, **kwargs: Any) -> str:
+        return collection_state(collection_a, collection_b)
 
     @classmethod
     @explains_hspace_errors

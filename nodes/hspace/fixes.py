@@ -117,6 +117,7 @@ HSPACE_FIXES: FixTable = {
         "Use directions found with the same checkpoint at the same image size as this sampling (the Empty Latent "
         "Image's width and height), or find directions again at this size."
     ),
+    (ShapeMismatchError, "rank"): "Connect a batch of images (VAE Decode's IMAGE output).",
     (ShapeMismatchError, "model"): (
         f"Load directions made with a {{model}} checkpoint in {LOAD_DIRECTION}, or load a {{made_for}} checkpoint "
         "to use these."

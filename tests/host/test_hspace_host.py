@@ -573,7 +573,7 @@ def test_jacobian_step_out_of_range_names_the_range(avi, model, conds):
 
 
 def test_every_hspace_node_explains_its_errors(avi):
-    ids = [k for k in avi if k.startswith("AVIHSpace")]
+    ids = [k for k in avi if k.startswith("AVIHSpace") or k == "AVIImageGrid"]
     assert sorted(ids) == sorted(
         [
             "AVIHSpaceCapture",
@@ -582,7 +582,18 @@ def test_every_hspace_node_explains_its_errors(avi):
             "AVIHSpaceFindJacobian",
             "AVIHSpaceLoadDirection",
             "AVIHSpaceApplyDirection",
+            "AVIImageGrid",
         ]
     )
     for node_id in ids:
         assert getattr(avi[node_id].execute, "__avi_explains_errors__", False), node_id
+
+
+def test_image_grid_lays_the_batch_out_row_by_row(avi):
+    images = torch.stack([torch.full((4, 6, 3), i / 10) for i in range(5)])
+    (grid,) = run(avi, "AVIImageGrid", images=images, columns=2, gap=1)
+    assert grid.shape == (1, 3 * 4 + 2, 2 * 6 + 1, 3)
+    assert torch.equal(grid[0, 5:9, 7:13], images[3]) and torch.equal(grid[0, 10:14, 0:6], images[4])
+    assert float(grid[0, 10:14, 7:13].min()) == 1.0 and float(grid[0, 4, :].min()) == 1.0  # empty cell, gap
+    with pytest.raises(core().ShapeMismatchError, match="Connect a batch of images"):
+        run(avi, "AVIImageGrid", images=torch.zeros(4, 6, 3), columns=0, gap=0)

@@ -36,6 +36,7 @@ ADVANCED = {
     "AVIHSpaceFindSupervised": {"pass"},
     "AVIHSpaceFindJacobian": {"iterations", "tolerance", "seed", "batch_index"},
     "AVIHSpaceApplyDirection": {"target"},
+    "AVIImageGrid": {"gap"},
 }
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
@@ -132,7 +133,7 @@ def test_a_newer_host_gets_advanced_inputs_and_search_aliases(avi, monkeypatch):
     for node_id, cls in avi.items():
         schema = cls.define_schema()
         assert isinstance(schema, NewerSchema)
-        if node_id.startswith("AVIHSpace"):  # hspace
+        if node_id.startswith("AVIHSpace") or node_id == "AVIImageGrid":  # hspace
             assert {"h-space", "hspace"} <= set(schema.search_aliases), node_id
         else:
             assert {"attribute", "svd"} <= set(schema.search_aliases), node_id
