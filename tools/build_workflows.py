@@ -796,6 +796,15 @@ BUILDERS: dict[str, Callable[[dict[str, dict[str, Any]]], Workflow]] = {
     "avi_train_from_dataset": train_from_dataset,
 }
 
+# Each method's workflows live in tools/workflows_<method>.py, which imports this module by the name build_workflows.
+sys.modules.setdefault("build_workflows", sys.modules[__name__])
+sys.path.insert(0, str(Path(__file__).resolve().parent)) if str(
+    Path(__file__).resolve().parent
+) not in sys.path else None
+from workflows_hspace import HSPACE_BUILDERS  # noqa: E402  # hspace
+
+BUILDERS.update(HSPACE_BUILDERS)  # hspace
+
 
 def build_all() -> dict[Path, str]:
     """{path: file text} of every UI workflow and API twin."""
