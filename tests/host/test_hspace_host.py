@@ -10,6 +10,7 @@ stops the Jacobian with comfy's own exception, and the errors a user can cause n
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -597,3 +598,110 @@ def test_image_grid_lays_the_batch_out_row_by_row(avi):
     assert float(grid[0, 10:14, 7:13].min()) == 1.0 and float(grid[0, 4, :].min()) == 1.0  # empty cell, gap
     with pytest.raises(core().ShapeMismatchError, match="Connect a batch of images"):
         run(avi, "AVIImageGrid", images=torch.zeros(4, 6, 3), columns=0, gap=0)
+
+
+# --- the workflows, through ComfyUI's real executor ---
+
+
+@pytest.fixture(scope="module")
+def executor_host(pack, host_env, avi):
+    """The host's executor with the pack's nodes and test_workflows_host's stand-ins (tiny checkpoint, prompts)."""
+    import asyncio
+
+    import test_workflows_host as wh
+
+    import nodes as comfy_nodes
+
+    asyncio.run(comfy_nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    added = {
+        **avi,
+        "AVITestTinyCheckpoint": wh.AVITestTinyCheckpoint,
+        "AVITestRandomConditioning": wh.AVITestRandomConditioning,
+    }
+    saved = {k: comfy_nodes.NODE_CLASS_MAPPINGS.get(k) for k in added}
+    comfy_nodes.NODE_CLASS_MAPPINGS.update(added)
+    yield wh
+    for key, value in saved.items():
+        if value is None:
+            comfy_nodes.NODE_CLASS_MAPPINGS.pop(key, None)
+        else:
+            comfy_nodes.NODE_CLASS_MAPPINGS[key] = value
+
+
+WORKFLOW_STEPS = 12
+"""The workflows' 50 steps cut to 12 (the shared steps box): the same graph, a quarter of the CPU time."""
+
+
+def fewer_steps(prompt):
+    (steps,) = [v for v in prompt.values() if v["_meta"]["title"].startswith("steps")]
+    steps["inputs"]["value"] = WORKFLOW_STEPS
+    return prompt
+
+
+def run_workflow(wh, prompt):
+    """Validate and execute with tiny_sd2.run_prompt; returns the history outputs (fails on any node error)."""
+    executor, server = tiny_sd2.run_prompt(prompt)
+    error = tiny_sd2.execution_error(server)
+    assert executor.success and error is None, error
+    return executor.history_result["outputs"]
+
+
+def output_images(outputs, node):
+    import folder_paths
+
+    paths = []
+    for item in outputs[node]["images"]:
+        root = folder_paths.get_output_directory() if item["type"] == "output" else folder_paths.get_temp_directory()
+        paths.append(Path(root) / item["subfolder"] / item["filename"])
+    assert all(p.is_file() for p in paths), paths
+    return paths
+
+
+def test_learn_direction_workflow_runs_twice_and_sweeps(executor_host, host_env):
+    wh = executor_host
+    prompt = fewer_steps(wh.load_api("avi_hspace_learn_direction"))
+    for name in ("plain", "smiling"):  # the earlier tests' collections of the same names
+        shutil.rmtree(collections_root(host_env) / name, ignore_errors=True)
+    seed = next(k for k, v in prompt.items() if v["_meta"]["title"].startswith("capture seed"))
+    texts = []
+    for run_index in range(2):  # two queue runs, the capture seed incremented as its control says
+        prompt[seed]["inputs"]["value"] = 1000 + run_index
+        outputs = run_workflow(wh, prompt)
+        texts.append(outputs[wh.node_id(prompt, "PreviewAny")]["text"][0])
+    for name in ("plain", "smiling"):
+        data = hspace().read_collection(collections_root(host_env) / name)
+        assert len(data.shards) == 2 and data.samples == 2 * 8 * WORKFLOW_STEPS and not data.skipped
+        assert sorted({r["seed"] for r in data.records}) == [1000, 1001]
+    assert "16 h" not in texts[0] and "from 4 shard(s)" in texts[1], texts  # the Find node ran again, on more
+    made = hspace().load_directions(directions_root(host_env) / "smile.safetensors")
+    assert made.method == "supervised" and made.per_step and made.directions.shape[:2] == (WORKFLOW_STEPS, 1)
+    assert made.info["samples_a"] == [16] * WORKFLOW_STEPS and made.info["model"] == "SD20"
+    sweep = output_images(outputs, wh.node_id(prompt, "SaveImage"))
+    assert len(sweep) == 4
+    first, unedited, last = (wh.pixels(sweep[i]) for i in (0, 1, 3))
+    assert first.shape == (wh.IMAGE_SIZE, wh.IMAGE_SIZE, 3)
+    assert abs(first - unedited).mean() > 0.5 and abs(last - unedited).mean() > 0.5, "the strengths must show"
+    assert len(output_images(outputs, wh.node_id(prompt, "PreviewImage"))) == 1  # the projections plot
+
+
+def test_pca_explorer_workflow_makes_the_grid(executor_host, host_env):
+    wh = executor_host
+    prompt = fewer_steps(wh.load_api("avi_hspace_pca_explorer"))
+    outputs = run_workflow(wh, prompt)
+    (grid,) = output_images(outputs, wh.node_id(prompt, "SaveImage"))
+    image = wh.pixels(grid)
+    size, gap = wh.IMAGE_SIZE, 4
+    assert image.shape == (4 * size + 3 * gap, 3 * size + 2 * gap, 3)  # 4 directions x 3 strengths
+    cell = [
+        [
+            image[r * (size + gap) : r * (size + gap) + size, c * (size + gap) : c * (size + gap) + size]
+            for c in range(3)
+        ]
+        for r in range(4)
+    ]
+    for row in range(4):
+        # the middle column is strength 0 in every row: the same unedited image (8-bit rounding of a batch)
+        assert abs(cell[row][1] - cell[0][1]).max() <= 2
+        assert abs(cell[row][0] - cell[row][1]).mean() > 0.5 and abs(cell[row][2] - cell[row][1]).mean() > 0.5
+    made = hspace().load_directions(directions_root(host_env) / "explorer_pca.safetensors")
+    assert made.method == "pca" and made.count == 4 and made.per_step
