@@ -162,7 +162,7 @@ def learn_direction(specs: dict[str, dict[str, Any]]) -> bw.Workflow:
     )
     ks_a = _capture(wf, n, (880, 0), "plain", "plain", "prompt A")
     ks_b = _capture(wf, n, (880, 380), "smiling", "smiling", "prompt B")
-    wf.group("Capture h of both prompts (many seeds)", (860, -80, 720, 820), color="#8A8")
+    wf.group("Capture h of both prompts", (860, -80, 720, 820), color="#8A8")
     find = wf.add(
         "AVIHSpaceFindSupervised",
         (1620, 0),
@@ -183,7 +183,7 @@ def learn_direction(specs: dict[str, dict[str, Any]]) -> bw.Workflow:
     wf.connect(find, 1, plot, "images")
     info = wf.add("PreviewAny", (1620, 800), title="Direction info", size=(360, 200))
     wf.connect(find, 2, info, "source")
-    wf.group("Find the direction A -> B: models/avi_directions/smile", (1600, -80, 460, 1120), color="#A88")
+    wf.group("Find the direction A -> B", (1600, -80, 460, 1120), color="#A88")
     apply = wf.add(
         "AVIHSpaceApplyDirection",
         (2100, 0),
@@ -210,7 +210,7 @@ def learn_direction(specs: dict[str, dict[str, Any]]) -> bw.Workflow:
         "SaveImage", (2460, 100), {"filename_prefix": "AVI/hspace_smile_sweep"}, title="strength sweep", size=(900, 480)
     )
     wf.connect(dec, 0, save, "images")
-    wf.group("Apply it to one seed: one image per strength", (2080, -80, 1300, 800), color="#88A")
+    wf.group("Apply it to one seed: a strength sweep", (2080, -80, 1300, 800), color="#88A")
     return wf
 
 
@@ -251,7 +251,7 @@ def pca_explorer(specs: dict[str, dict[str, Any]]) -> bw.Workflow:
     wf.connect(find, 1, plot, "images")
     info = wf.add("PreviewAny", (1620, 740), title="Directions info", size=(360, 200))
     wf.connect(find, 2, info, "source")
-    wf.group("Find the top directions: models/avi_directions/explorer_pca", (1600, -80, 460, 1060), color="#A88")
+    wf.group("Find the top directions", (1600, -80, 460, 1060), color="#A88")
     apply = wf.add(
         "AVIHSpaceApplyDirection",
         (2100, 0),
@@ -286,7 +286,7 @@ def pca_explorer(specs: dict[str, dict[str, Any]]) -> bw.Workflow:
         size=(700, 760),
     )  # fmt: skip
     wf.connect(grid, 0, save, "images")
-    wf.group("Rows: directions 1-4; columns: -2, 0, +2 std", (2080, -80, 1420, 880), color="#88A")
+    wf.group("Grid: a row per direction, a column per strength", (2080, -80, 1420, 880), color="#88A")
     return wf
 
 
