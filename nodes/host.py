@@ -35,7 +35,8 @@ def _require(module: str) -> Any:
 
 
 def register_model_folders() -> bool:
-    """Register the `avi_heads` and `avi_datasets` model folders by appending to folder_paths.
+    """Register the `avi_heads` and `avi_datasets` model folders (and h-space's `avi_directions` and
+    `avi_hspace_collections`) by appending to folder_paths.
 
     A user's extra_model_paths.yaml may already name them: those stay first, models/<name> is appended.
     Heads are `.safetensors` only. Returns False when ComfyUI is absent.
