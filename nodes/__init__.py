@@ -20,6 +20,11 @@ NODE_MODULES: tuple[str, ...] = (
     "avi.train",
     "avi.load_head",
     "avi.datasets",
+    # boundary
+    "boundary.collect",
+    "boundary.fit",
+    "boundary.load",
+    "boundary.edit",
     # hspace
     "hspace.capture",
     "hspace.find",

@@ -25,6 +25,11 @@ NODE_IDS = {
     "AVITrainAttributeHead": "AVI Train Attribute Head",
     "AVILoadAttributeHead": "AVI Load Attribute Head",
     "AVIAppendToDataset": "AVI Append To Dataset",
+    # boundary
+    "AVICollectBoundarySamples": "AVI Collect Boundary Samples",
+    "AVIFitBoundary": "AVI Fit Boundary",
+    "AVILoadBoundary": "AVI Load Boundary",
+    "AVIBoundaryEdit": "AVI Boundary Edit",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -62,6 +67,35 @@ INPUT_ORDER = {
     ],
     "AVILoadAttributeHead": ["head_name"],
     "AVIAppendToDataset": ["original", "target", "dataset"],
+    # boundary
+    "AVICollectBoundarySamples": [
+        "model",
+        "noise_seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "positive_a",
+        "positive_b",
+        "negative",
+        "latent_image",
+        "capture_steps",
+        "collection",
+    ],
+    "AVIFitBoundary": [
+        "collection",
+        "name",
+        "description",
+        "step",
+        "tolerance",
+        "holdout",
+        "C",
+        "seed",
+        "side_a",
+        "side_b",
+    ],
+    "AVILoadBoundary": ["boundary_name"],
+    "AVIBoundaryEdit": ["captured", "boundary", "distance", "distance_list"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -69,6 +103,16 @@ OUTPUTS = {
     "AVITrainAttributeHead": [("head", "AVI_HEAD"), ("loss_plot", "IMAGE")],
     "AVILoadAttributeHead": [("head", "AVI_HEAD"), ("info", "STRING")],
     "AVIAppendToDataset": [("summary", "STRING")],
+    # boundary
+    "AVICollectBoundarySamples": [("summary", "STRING")],
+    "AVIFitBoundary": [
+        ("boundary", "AVI_BOUNDARY"),
+        ("accuracy_plot", "IMAGE"),
+        ("chosen_step", "INT"),
+        ("summary", "STRING"),
+    ],
+    "AVILoadBoundary": [("boundary", "AVI_BOUNDARY"), ("step", "INT"), ("info", "STRING")],
+    "AVIBoundaryEdit": [("latent", "LATENT"), ("info", "STRING")],
 }
 
 
@@ -94,7 +138,12 @@ def test_input_order_outputs_and_output_nodes(node_id):
     info = NODE_INFO[node_id]
     assert [name for _, name, _ in _inputs(info)] == INPUT_ORDER[node_id]
     assert list(zip(info["output_name"], info["output"], strict=True)) == OUTPUTS[node_id]
-    expected_output_node = node_id in ("AVITrainAttributeHead", "AVIAppendToDataset")
+    expected_output_node = node_id in (
+        "AVITrainAttributeHead",
+        "AVIAppendToDataset",
+        "AVICollectBoundarySamples",  # boundary
+        "AVIFitBoundary",  # boundary
+    )
     assert info["output_node"] is expected_output_node
 
 
@@ -165,6 +214,14 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
     # ComfyUI takes the V1 path, and ignores comfy_entrypoint, when the root has NODE_CLASS_MAPPINGS.
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS") and not hasattr(pack, "NODE_DISPLAY_NAME_MAPPINGS")
     assert pack.nodes.NODE_MODULES[:5] == ("avi.capture", "avi.merge", "avi.train", "avi.load_head", "avi.datasets")
+    assert set(pack.nodes.NODE_MODULES) >= {"boundary.collect", "boundary.fit", "boundary.load", "boundary.edit"}
+    assert set(pack.nodes.NODE_MODULES) >= {
+        "hspace.capture",
+        "hspace.find",
+        "hspace.load",
+        "hspace.apply",
+        "hspace.grid",
+    }
     try:
         import comfy_api  # noqa: F401
     except ImportError:
