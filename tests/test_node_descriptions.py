@@ -123,8 +123,14 @@ def _inputs(info):
 
 
 def test_node_ids_and_display_names_never_change():
-    assert {node_id: info["display_name"] for node_id, info in NODE_INFO.items()} == NODE_IDS
-    assert all(info["name"] == node_id and info["category"] == "latent/avi" for node_id, info in NODE_INFO.items())
+    names = {node_id: info["display_name"] for node_id, info in NODE_INFO.items()}
+    assert {node_id: names.get(node_id) for node_id in NODE_IDS} == NODE_IDS  # other methods add their own
+    assert all(
+        NODE_INFO[node_id]["name"] == node_id and NODE_INFO[node_id]["category"] == "latent/avi" for node_id in NODE_IDS
+    )
+    assert all(
+        info["name"] == node_id and info["category"].startswith("latent/avi") for node_id, info in NODE_INFO.items()
+    )
 
 
 @pytest.mark.parametrize("node_id", NODE_IDS)
@@ -209,6 +215,13 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS") and not hasattr(pack, "NODE_DISPLAY_NAME_MAPPINGS")
     assert pack.nodes.NODE_MODULES[:5] == ("avi.capture", "avi.merge", "avi.train", "avi.load_head", "avi.datasets")
     assert set(pack.nodes.NODE_MODULES) >= {"boundary.collect", "boundary.fit", "boundary.load", "boundary.edit"}
+    assert set(pack.nodes.NODE_MODULES) >= {
+        "hspace.capture",
+        "hspace.find",
+        "hspace.load",
+        "hspace.apply",
+        "hspace.grid",
+    }
     try:
         import comfy_api  # noqa: F401
     except ImportError:
