@@ -31,6 +31,11 @@ NODE_MODULES: tuple[str, ...] = (
     "hspace.load",
     "hspace.apply",
     "hspace.grid",
+    # inversion
+    "inversion.invert",
+    # explore
+    "explore.trajectory",
+    "explore.plots",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

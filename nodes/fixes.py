@@ -38,6 +38,8 @@ from ..avi_core.errors import (
     UnsupportedSamplerError,
     add_fix,
 )
+from .explore.fixes import EXPLORE_FIXES
+from .inversion.fixes import INVERSION_FIXES
 
 CAPTURE = "'AVI Capture Latent at Step'"
 TRAIN = "'AVI Train Attribute Head'"
@@ -219,3 +221,4 @@ def explained(err: AVIError, table: FixTable = NODE_FIXES) -> str:
 from .boundary.fixes import BOUNDARY_FIXES  # noqa: E402  (boundary)
 
 NODE_FIXES.update(BOUNDARY_FIXES)
+NODE_FIXES.update({**INVERSION_FIXES, **EXPLORE_FIXES})  # inversion, explore

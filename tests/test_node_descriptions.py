@@ -30,6 +30,12 @@ NODE_IDS = {
     "AVIFitBoundary": "AVI Fit Boundary",
     "AVILoadBoundary": "AVI Load Boundary",
     "AVIBoundaryEdit": "AVI Boundary Edit",
+    # inversion, explore (issue 11)
+    "AVIInvert": "AVI Invert",
+    "AVICaptureTrajectory": "AVI Capture Trajectory",
+    "AVIPlotSingularSpectrum": "AVI Plot Singular Spectrum",
+    "AVIRankOneViews": "AVI Rank-One Views",
+    "AVIPlotSubspaceDistance": "AVI Plot Subspace Distance",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -96,6 +102,51 @@ INPUT_ORDER = {
     ],
     "AVILoadBoundary": ["boundary_name"],
     "AVIBoundaryEdit": ["captured", "boundary", "distance", "distance_list"],
+    # inversion, explore
+    "AVIInvert": [
+        "model",
+        "positive",
+        "negative",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "stop_at",
+        "stop_step",
+        "refine",
+        "encoded",
+        "image",
+        "vae",
+    ],
+    "AVICaptureTrajectory": [
+        "model",
+        "add_noise",
+        "noise_seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "positive",
+        "negative",
+        "latent_image",
+        "at",
+    ],
+    "AVIPlotSingularSpectrum": ["trajectory", "mode", "top", "log_scale", "width", "height"],
+    "AVIRankOneViews": [
+        "latent",
+        "vae",
+        "pairs",
+        "scales",
+        "alone",
+        "channels",
+        "batch_index",
+        "cell",
+        "cfg",
+        "model",
+        "positive",
+        "negative",
+    ],
+    "AVIPlotSubspaceDistance": ["trajectory", "k", "side", "kind", "width", "height"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -113,6 +164,12 @@ OUTPUTS = {
     ],
     "AVILoadBoundary": [("boundary", "AVI_BOUNDARY"), ("step", "INT"), ("info", "STRING")],
     "AVIBoundaryEdit": [("latent", "LATENT"), ("info", "STRING")],
+    # inversion, explore
+    "AVIInvert": [("latent", "LATENT"), ("step", "INT"), ("noise", "LATENT"), ("seed", "INT")],
+    "AVICaptureTrajectory": [("trajectory", "AVI_TRAJECTORY"), ("final", "LATENT")],
+    "AVIPlotSingularSpectrum": [("plot", "IMAGE")],
+    "AVIRankOneViews": [("grid", "IMAGE"), ("images", "IMAGE"), ("views", "LATENT")],
+    "AVIPlotSubspaceDistance": [("plot", "IMAGE")],
 }
 
 
@@ -188,7 +245,7 @@ def test_the_defaults_are_the_papers():
 def test_advanced_inputs_are_the_rarely_changed_ones():
     """The inputs each node module passes through schema_compat.advanced_input (read from its source)."""
     marked: dict[str, set[str]] = {}
-    for path in sorted((REPO_ROOT / "nodes" / "avi").glob("*.py")):
+    for path in sorted((REPO_ROOT / "nodes").glob("*/*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         helpers = {"advanced_input"} | {
             fn.name
@@ -204,6 +261,12 @@ def test_advanced_inputs_are_the_rarely_changed_ones():
     assert marked == {
         "merge": {"k"},
         "train": {"batch_size", "learning_rate", "k", "lambda1", "lambda2", "lambda3", "lambda4", "hidden", "seed"},
+        "invert": {"refine"},  # inversion
+        "plots": {"width", "height", "channels", "batch_index", "cell", "cfg"},  # explore
+        "fit": {"C", "tolerance", "holdout", "seed"},  # boundary
+        "find": {"batch_index", "iterations", "seed", "pass", "tolerance"},  # hspace
+        "apply": {"target"},
+        "grid": {"gap"},
     }
 
 
@@ -222,6 +285,7 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
         "hspace.apply",
         "hspace.grid",
     }
+    assert set(pack.nodes.NODE_MODULES) >= {"inversion.invert", "explore.trajectory", "explore.plots"}
     try:
         import comfy_api  # noqa: F401
     except ImportError:

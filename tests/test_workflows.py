@@ -29,10 +29,13 @@ EXPECTED = {
     "avi_build_dataset",
     "avi_train_from_dataset",
 }
+EXPLORE_WORKFLOWS = {"avi_edit_photo", "avi_explore_latent"}  # tests/test_inversion_workflows.py
+EXPECTED |= EXPLORE_WORKFLOWS
 BOUNDARY_WORKFLOWS = {"avi_boundary_collect", "avi_boundary_fit", "avi_boundary_edit"}  # boundary
 EXPECTED |= BOUNDARY_WORKFLOWS  # boundary
 HSPACE_WORKFLOWS = {"avi_hspace_learn_direction", "avi_hspace_pca_explorer"}  # tests/test_hspace_workflows.py
 EXPECTED |= HSPACE_WORKFLOWS
+NEWER_WORKFLOWS = BOUNDARY_WORKFLOWS | HSPACE_WORKFLOWS | EXPLORE_WORKFLOWS  # made after the V3 move
 # The host's core nodes the workflows use (each must exist in ComfyUI's NODE_CLASS_MAPPINGS).
 CORE_NODE_NAMES = {
     "CheckpointLoaderSimple",
@@ -44,6 +47,9 @@ CORE_NODE_NAMES = {
     "PreviewImage",
     "PrimitiveInt",
     "PreviewAny",
+    "LoadImage",  # inversion
+    "ImageScale",
+    "VAEEncode",
 }
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -165,6 +171,8 @@ def test_widget_values_have_the_right_type_and_range(path, specs, tool):
                     assert value == tool.SAMPLER, where
                 elif values == "<host scheduler list>":
                     assert value == tool.SCHEDULER, where
+                elif values == "<input images>":  # Load Image: a file in ComfyUI's input folder
+                    assert value.endswith((".png", ".jpg", ".jpeg", ".webp")), where
                 else:  # a models-folder list (checkpoints, heads): a file name
                     assert value.endswith((".safetensors", ".ckpt")), where
 
@@ -244,7 +252,9 @@ def _value(api: dict[str, Any], ref: Any) -> Any:
     return ref
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - HSPACE_WORKFLOWS - {"avi_train_from_dataset"}))
+@pytest.mark.parametrize(
+    "name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - HSPACE_WORKFLOWS - EXPLORE_WORKFLOWS - {"avi_train_from_dataset"})
+)  # the other methods' workflows have their own test files
 def test_sd21_defaults_and_paired_captures(name):
     api = _api(name)
     ((_, ckpt),) = _of(api, "CheckpointLoaderSimple")
@@ -425,7 +435,7 @@ def _git_show(revision: str, path: str) -> str | None:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in WORKFLOWS + sorted(API_DIR.glob("*.json")) if p.stem not in BOUNDARY_WORKFLOWS],  # boundary: newer
+    [p for p in WORKFLOWS + sorted(API_DIR.glob("*.json")) if p.stem not in NEWER_WORKFLOWS],
     ids=lambda p: p.stem,
 )
 def test_the_workflows_are_the_ones_saved_with_the_v1_nodes(path):

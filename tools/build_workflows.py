@@ -805,6 +805,17 @@ from workflows_hspace import HSPACE_BUILDERS  # noqa: E402  (hspace)
 BUILDERS.update(HSPACE_BUILDERS)  # hspace
 
 
+def _tool_module(name: str) -> Any:
+    """A sibling module of tools/ (a method's workflows), loaded by path (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"avi_tools_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BUILDERS.update(_tool_module("workflows_explore").builders(globals()))  # inversion, explore
+
+
 def build_all() -> dict[Path, str]:
     """{path: file text} of every UI workflow and API twin."""
     specs = node_specs()

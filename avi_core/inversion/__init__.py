@@ -12,7 +12,15 @@ convention (x = x0 + sigma * eps). Modules, one job each:
 
 from __future__ import annotations
 
-from .invert import SUPPORTED_SAMPLERS, DenoiseFn, ProgressCallback, check_sampler, invert, noise_estimate
+from .invert import (
+    SUPPORTED_SAMPLERS,
+    DenoiseFn,
+    ProgressCallback,
+    StepCallback,
+    check_sampler,
+    invert,
+    noise_estimate,
+)
 from .record import INVERTED_KEY, inversion_record, inversion_seed, is_inverted
 from .resume import resume
 from .sampler_function import inversion_sampler_function
@@ -24,6 +32,7 @@ __all__ = [
     "DenoiseFn",
     "InversionStep",
     "ProgressCallback",
+    "StepCallback",
     "check_sampler",
     "check_sigmas",
     "check_step",

@@ -47,6 +47,9 @@ DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # progress(done, total) after every inversion step (done = 1..total). Returning False stops the inversion with
 # OperationStoppedError (a latent stopped half-way has no step to be resumed from); exceptions propagate.
 ProgressCallback = Callable[[int, int], bool | None]
+# on_step(step, x) after every inversion step: the sampling step the latent `x [B, ...]` has reached (from
+# steps - 1 down to the target) and the latent there (the working tensor itself: clone it to keep it).
+StepCallback = Callable[[int, torch.Tensor], None]
 
 # ComfyUI sampler names whose sampling is the deterministic Euler step that `invert` undoes.
 SUPPORTED_SAMPLERS: tuple[str, ...] = ("euler", "ddim")
@@ -147,6 +150,7 @@ def invert(
     progress: ProgressCallback | None = None,
     *,
     refine: int = 0,
+    on_step: StepCallback | None = None,
 ) -> torch.Tensor:
     """Invert the clean latent `latent [B, ...]` (sigma 0) up to `sigmas[step]`.
 
@@ -181,6 +185,8 @@ def invert(
         for item in plan:
             if item.delta > 0.0:
                 x = _inversion_step(denoise_fn, x, item, refine)
+            if on_step is not None:
+                on_step(item.to_step, x)
             if progress is not None and progress(item.index + 1, total) is False:
                 raise OperationStoppedError(
                     f"the inversion was stopped after {item.index + 1} of {total} steps, at sigma "

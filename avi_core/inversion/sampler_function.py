@@ -30,18 +30,23 @@ from typing import Any
 
 import torch
 
-from .invert import ProgressCallback, check_refine, check_sampler, invert
+from .invert import ProgressCallback, StepCallback, check_refine, check_sampler, invert
 from .schedule import check_sigmas, check_step
 
 SamplerFunction = Callable[..., torch.Tensor]
 
 
 def inversion_sampler_function(
-    step: int, sampler: str = "euler", refine: int = 0, progress: ProgressCallback | None = None
+    step: int,
+    sampler: str = "euler",
+    refine: int = 0,
+    progress: ProgressCallback | None = None,
+    on_step: StepCallback | None = None,
 ) -> SamplerFunction:
     """A ComfyUI sampler function (module doc) that inverts its input latent from sigma 0 to `sigmas[step]`.
 
-    sampler, refine, progress: as in `invert` (checked now, so a node refuses a bad sampler before sampling).
+    sampler, refine, progress, on_step: as in `invert` (checked now, so a node refuses a bad sampler before
+    sampling). on_step receives the latent in the model's internal scaling (before `process_latent_out`).
     """
     check_sampler(sampler)
     check_refine(refine)
@@ -77,6 +82,6 @@ def inversion_sampler_function(
                 )
             return progress(done, total) if progress is not None else None
 
-        return invert(denoise, x, sigmas, step, sampler, report, refine=refine).to(x.dtype)
+        return invert(denoise, x, sigmas, step, sampler, report, refine=refine, on_step=on_step).to(x.dtype)
 
     return sample_inversion

@@ -444,6 +444,11 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path, avi):
             "AVIFitBoundary",
             "AVILoadBoundary",
             "AVIBoundaryEdit",
+            "AVIInvert",  # inversion
+            "AVICaptureTrajectory",  # explore
+            "AVIPlotSingularSpectrum",
+            "AVIRankOneViews",
+            "AVIPlotSubspaceDistance",
         }
         assert added == set(avi)  # and every other method's nodes
         from comfy_api.latest import io

@@ -47,6 +47,8 @@ PLACEHOLDER_MODELS = {
     "avi_heads": ["smile.safetensors"],
     "avi_boundaries": ["smile.safetensors"],  # boundary
 }
+PLACEHOLDER_INPUTS = ["example.png"]
+"""Images in the server's input folder (the photo of the 'edit a photo' workflow)."""
 PAGE_SETTINGS = {
     "Comfy.TutorialCompleted": True,  # no first-run template dialog
     "LiteGraph.Canvas.MinFontSizeForLOD": 0,  # draw widgets and text at any zoom (readable screenshots)
@@ -56,6 +58,19 @@ VIEWPORT = {"width": 2600, "height": 1400}
 CANVAS_AREA = (60, 80, VIEWPORT["width"] - 80, VIEWPORT["height"] - 120)
 """left, top, width, height of the canvas region free of the page's bars, in CSS pixels."""
 THUMBNAIL_AREA = (60, 80, 640, 420)
+
+
+def tiny_png(size: int = 8) -> bytes:
+    """A valid grey RGB PNG of size x size pixels (no imaging library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\x80" * (3 * size) for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def comfyui_dir() -> Path | None:
@@ -131,6 +146,9 @@ def comfy_server(host: Path, log_path: Path) -> Iterator[tuple[str, Path]]:
             (base / "models" / folder).mkdir(parents=True)
             for name in names:  # empty files: listed in the dropdowns, never loaded (nothing is run)
                 (base / "models" / folder / name).write_bytes(b"")
+        (base / "input").mkdir()
+        for name in PLACEHOLDER_INPUTS:  # Load Image's default: the server refuses a prompt naming a missing file
+            (base / "input" / name).write_bytes(tiny_png())
         settings = base / "user" / "default" / "comfy.settings.json"
         settings.parent.mkdir(parents=True)
         settings.write_text(json.dumps(PAGE_SETTINGS))
