@@ -185,6 +185,15 @@ def test_capture_explicit_step(avi, model, conds):
     assert step == 7 and out["avi_capture"]["step"] == 7
 
 
+def test_capture_refuses_to_stop_before_the_first_step(avi, model, conds):
+    # stop_at 1.0 would be step 0, where the host's sampler returns the empty latent unchanged.
+    import avi_pack.avi_core as core
+
+    with pytest.raises(core.ParameterError, match=r"resolves to step 0 of 50.*between 0 and 0\.9") as err:
+        capture(avi, model, conds["original"], conds["negative"], tiny_sd2.empty_latent(), 1.0)
+    assert "Change stop_at on the node to a value within that range." in str(err.value)
+
+
 def test_flow_model_is_refused_with_advice(avi, host_env, conds):
     import avi_pack.avi_core as core
 
