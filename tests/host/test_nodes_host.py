@@ -422,6 +422,10 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
             "AVITrainAttributeHead",
             "AVILoadAttributeHead",
             "AVIAppendToDataset",
+            # digits
+            "AVILoadDigitModel",
+            "AVIDigitPrompt",
+            "AVIEmptyDigitLatent",
         }
         from comfy_api.latest import io
 
