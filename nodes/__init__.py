@@ -36,6 +36,7 @@ NODE_MODULES: tuple[str, ...] = (
     # explore
     "explore.trajectory",
     "explore.plots",
+    "digits.model",  # digits
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

@@ -36,6 +36,10 @@ NODE_IDS = {
     "AVIPlotSingularSpectrum": "AVI Plot Singular Spectrum",
     "AVIRankOneViews": "AVI Rank-One Views",
     "AVIPlotSubspaceDistance": "AVI Plot Subspace Distance",
+    # digits
+    "AVILoadDigitModel": "AVI Load Digit Model",
+    "AVIDigitPrompt": "AVI Digit Prompt",
+    "AVIEmptyDigitLatent": "AVI Empty Digit Latent",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -147,6 +151,10 @@ INPUT_ORDER = {
         "negative",
     ],
     "AVIPlotSubspaceDistance": ["trajectory", "k", "side", "kind", "width", "height"],
+    # digits
+    "AVILoadDigitModel": ["weights"],
+    "AVIDigitPrompt": ["text"],
+    "AVIEmptyDigitLatent": ["batch_size"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -170,6 +178,10 @@ OUTPUTS = {
     "AVIPlotSingularSpectrum": [("plot", "IMAGE")],
     "AVIRankOneViews": [("grid", "IMAGE"), ("images", "IMAGE"), ("views", "LATENT")],
     "AVIPlotSubspaceDistance": [("plot", "IMAGE")],
+    # digits
+    "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
+    "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
+    "AVIEmptyDigitLatent": [("LATENT", "LATENT")],
 }
 
 
@@ -286,6 +298,7 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
         "hspace.grid",
     }
     assert set(pack.nodes.NODE_MODULES) >= {"inversion.invert", "explore.trajectory", "explore.plots"}
+    assert "digits.model" in pack.nodes.NODE_MODULES  # digits
     try:
         import comfy_api  # noqa: F401
     except ImportError:
