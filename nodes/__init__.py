@@ -20,17 +20,23 @@ NODE_MODULES: tuple[str, ...] = (
     "avi.train",
     "avi.load_head",
     "avi.datasets",
-    "digits.model",  # digits
     # boundary
     "boundary.collect",
     "boundary.fit",
     "boundary.load",
     "boundary.edit",
+    # hspace
+    "hspace.capture",
+    "hspace.find",
+    "hspace.load",
+    "hspace.apply",
+    "hspace.grid",
     # inversion
     "inversion.invert",
     # explore
     "explore.trajectory",
     "explore.plots",
+    "digits.model",  # digits
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

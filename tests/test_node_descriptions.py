@@ -25,9 +25,6 @@ NODE_IDS = {
     "AVITrainAttributeHead": "AVI Train Attribute Head",
     "AVILoadAttributeHead": "AVI Load Attribute Head",
     "AVIAppendToDataset": "AVI Append To Dataset",
-    # digits
-    "AVILoadDigitModel": "AVI Load Digit Model",
-    "AVIDigitPrompt": "AVI Digit Prompt",
     # boundary
     "AVICollectBoundarySamples": "AVI Collect Boundary Samples",
     "AVIFitBoundary": "AVI Fit Boundary",
@@ -39,6 +36,9 @@ NODE_IDS = {
     "AVIPlotSingularSpectrum": "AVI Plot Singular Spectrum",
     "AVIRankOneViews": "AVI Rank-One Views",
     "AVIPlotSubspaceDistance": "AVI Plot Subspace Distance",
+    # digits
+    "AVILoadDigitModel": "AVI Load Digit Model",
+    "AVIDigitPrompt": "AVI Digit Prompt",
     "AVIEmptyDigitLatent": "AVI Empty Digit Latent",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
@@ -77,9 +77,6 @@ INPUT_ORDER = {
     ],
     "AVILoadAttributeHead": ["head_name"],
     "AVIAppendToDataset": ["original", "target", "dataset"],
-    # digits
-    "AVILoadDigitModel": ["weights"],
-    "AVIDigitPrompt": ["text"],
     # boundary
     "AVICollectBoundarySamples": [
         "model",
@@ -154,6 +151,9 @@ INPUT_ORDER = {
         "negative",
     ],
     "AVIPlotSubspaceDistance": ["trajectory", "k", "side", "kind", "width", "height"],
+    # digits
+    "AVILoadDigitModel": ["weights"],
+    "AVIDigitPrompt": ["text"],
     "AVIEmptyDigitLatent": ["batch_size"],
 }
 OUTPUTS = {
@@ -162,9 +162,6 @@ OUTPUTS = {
     "AVITrainAttributeHead": [("head", "AVI_HEAD"), ("loss_plot", "IMAGE")],
     "AVILoadAttributeHead": [("head", "AVI_HEAD"), ("info", "STRING")],
     "AVIAppendToDataset": [("summary", "STRING")],
-    # digits
-    "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
-    "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
     # boundary
     "AVICollectBoundarySamples": [("summary", "STRING")],
     "AVIFitBoundary": [
@@ -181,6 +178,9 @@ OUTPUTS = {
     "AVIPlotSingularSpectrum": [("plot", "IMAGE")],
     "AVIRankOneViews": [("grid", "IMAGE"), ("images", "IMAGE"), ("views", "LATENT")],
     "AVIPlotSubspaceDistance": [("plot", "IMAGE")],
+    # digits
+    "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
+    "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
     "AVIEmptyDigitLatent": [("LATENT", "LATENT")],
 }
 
@@ -192,8 +192,14 @@ def _inputs(info):
 
 
 def test_node_ids_and_display_names_never_change():
-    assert {node_id: info["display_name"] for node_id, info in NODE_INFO.items()} == NODE_IDS
-    assert all(info["name"] == node_id and info["category"] == "latent/avi" for node_id, info in NODE_INFO.items())
+    names = {node_id: info["display_name"] for node_id, info in NODE_INFO.items()}
+    assert {node_id: names.get(node_id) for node_id in NODE_IDS} == NODE_IDS  # other methods add their own
+    assert all(
+        NODE_INFO[node_id]["name"] == node_id and NODE_INFO[node_id]["category"] == "latent/avi" for node_id in NODE_IDS
+    )
+    assert all(
+        info["name"] == node_id and info["category"].startswith("latent/avi") for node_id, info in NODE_INFO.items()
+    )
 
 
 @pytest.mark.parametrize("node_id", NODE_IDS)
@@ -269,7 +275,10 @@ def test_advanced_inputs_are_the_rarely_changed_ones():
         "train": {"batch_size", "learning_rate", "k", "lambda1", "lambda2", "lambda3", "lambda4", "hidden", "seed"},
         "invert": {"refine"},  # inversion
         "plots": {"width", "height", "channels", "batch_index", "cell", "cfg"},  # explore
-        "fit": {"tolerance", "holdout", "C", "seed"},  # boundary
+        "fit": {"C", "tolerance", "holdout", "seed"},  # boundary
+        "find": {"batch_index", "iterations", "seed", "pass", "tolerance"},  # hspace
+        "apply": {"target"},
+        "grid": {"gap"},
     }
 
 
@@ -280,9 +289,16 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
     # ComfyUI takes the V1 path, and ignores comfy_entrypoint, when the root has NODE_CLASS_MAPPINGS.
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS") and not hasattr(pack, "NODE_DISPLAY_NAME_MAPPINGS")
     assert pack.nodes.NODE_MODULES[:5] == ("avi.capture", "avi.merge", "avi.train", "avi.load_head", "avi.datasets")
-    assert "digits.model" in pack.nodes.NODE_MODULES  # digits
-    assert set(pack.nodes.NODE_MODULES) >= {"inversion.invert", "explore.trajectory", "explore.plots"}
     assert set(pack.nodes.NODE_MODULES) >= {"boundary.collect", "boundary.fit", "boundary.load", "boundary.edit"}
+    assert set(pack.nodes.NODE_MODULES) >= {
+        "hspace.capture",
+        "hspace.find",
+        "hspace.load",
+        "hspace.apply",
+        "hspace.grid",
+    }
+    assert set(pack.nodes.NODE_MODULES) >= {"inversion.invert", "explore.trajectory", "explore.plots"}
+    assert "digits.model" in pack.nodes.NODE_MODULES  # digits
     try:
         import comfy_api  # noqa: F401
     except ImportError:

@@ -220,6 +220,25 @@ def test_nearest_step_on_the_normal_schedule(core):
     assert err.value.reason == "no_noise" and err.value.details["high"] == 49
 
 
+def test_a_capture_never_stops_before_the_first_sampling_step(core):
+    # Step 0 is before any sampling: ComfyUI's sampler would return the empty latent with a record claiming
+    # sigma[0]. stop_at near 1 is refused, naming the largest stop_at that reaches step 1.
+    from avi_pack.avi_core.latent.capture import nearest_step, resolve_capture_step
+
+    timesteps = torch.linspace(999, 0, 50).tolist() + [0.0]
+    sigmas = [14.6] + [1.0] * 49 + [0.0]
+    assert resolve_capture_step(sigmas, timesteps, 0.8, 1000) == 10
+    with pytest.raises(core.ParameterError, match="resolves to step 0 of 50") as err:
+        resolve_capture_step(sigmas, timesteps, 1.0, 1000)
+    high = err.value.details["high"]
+    assert err.value.reason == "range" and err.value.details["name"] == "stop_at"
+    assert nearest_step(timesteps[:50], high, 1000) == 1 and nearest_step(timesteps[:50], high + 0.001, 1000) == 0
+    assert resolve_capture_step(sigmas, timesteps, high, 1000) == 1
+    with pytest.raises(core.ParameterError, match="no step with noise left") as err:
+        resolve_capture_step([14.6, 0.0], [999.0, 0.0], 0.8, 1000)
+    assert err.value.details["name"] == "steps"
+
+
 class DiscreteSampling:
     """A model_sampling like ComfyUI's ModelSamplingDiscrete + EPS: T = 1000, sigma grows with the timestep."""
 

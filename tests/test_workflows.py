@@ -28,11 +28,14 @@ EXPECTED = {
     "avi_rho_sweep",
     "avi_build_dataset",
     "avi_train_from_dataset",
-    "avi_edit_photo",  # inversion
-    "avi_explore_latent",  # explore
 }
+EXPLORE_WORKFLOWS = {"avi_edit_photo", "avi_explore_latent"}  # tests/test_inversion_workflows.py
+EXPECTED |= EXPLORE_WORKFLOWS
 BOUNDARY_WORKFLOWS = {"avi_boundary_collect", "avi_boundary_fit", "avi_boundary_edit"}  # boundary
 EXPECTED |= BOUNDARY_WORKFLOWS  # boundary
+HSPACE_WORKFLOWS = {"avi_hspace_learn_direction", "avi_hspace_pca_explorer"}  # tests/test_hspace_workflows.py
+EXPECTED |= HSPACE_WORKFLOWS
+NEWER_WORKFLOWS = BOUNDARY_WORKFLOWS | HSPACE_WORKFLOWS | EXPLORE_WORKFLOWS  # made after the V3 move
 # The host's core nodes the workflows use (each must exist in ComfyUI's NODE_CLASS_MAPPINGS).
 CORE_NODE_NAMES = {
     "CheckpointLoaderSimple",
@@ -250,8 +253,8 @@ def _value(api: dict[str, Any], ref: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    "name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - {"avi_train_from_dataset", "avi_edit_photo", "avi_explore_latent"})
-)  # the photo and explorer workflows: tests/test_inversion_workflows.py
+    "name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - HSPACE_WORKFLOWS - EXPLORE_WORKFLOWS - {"avi_train_from_dataset"})
+)  # the other methods' workflows have their own test files
 def test_sd21_defaults_and_paired_captures(name):
     api = _api(name)
     ((_, ckpt),) = _of(api, "CheckpointLoaderSimple")
@@ -432,7 +435,7 @@ def _git_show(revision: str, path: str) -> str | None:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in WORKFLOWS + sorted(API_DIR.glob("*.json")) if p.stem not in BOUNDARY_WORKFLOWS],  # boundary: newer
+    [p for p in WORKFLOWS + sorted(API_DIR.glob("*.json")) if p.stem not in NEWER_WORKFLOWS],
     ids=lambda p: p.stem,
 )
 def test_the_workflows_are_the_ones_saved_with_the_v1_nodes(path):

@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 digits, one setting (tests)")
     parser.add_argument("--count", type=int, default=1000, help="held-out digits to invert (at most 1000)")
     parser.add_argument("--steps", type=int, default=20, help="sampling steps (the edit benchmark's)")
-    parser.add_argument("--cfg", type=float, default=3.0, help="CFG of the edit benchmark (its captures and resumes)")
+    parser.add_argument("--cfg", type=float, default=3.0, help="CFG of the edit rows (3: BENCHMARKS.md)")
     parser.add_argument("--cfgs", default="3,1", help="CFGs to measure the reconstruction at (invert and resume)")
     parser.add_argument("--refines", default="0,2", help="AVI Invert refine values to measure (0 = plain DDIM)")
     parser.add_argument("--style", default="measured", choices=("measured", "none", "both"), help="prompt style")

@@ -149,7 +149,9 @@ class _Products:
                     with warnings.catch_warnings():
                         # torch loads its forward-mode decompositions on first use through torch.jit.script,
                         # which warns that torch.jit.script is deprecated: torch's own business, not the caller's.
-                        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+                        # (a DeprecationWarning in torch 2.13, a FutureWarning in the ComfyUI host's torch)
+                        for category in (DeprecationWarning, FutureWarning):
+                            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=category)
                         dual = forward_ad.make_dual(self.h0, tangent)
                     out = self.f(dual)
                     found = forward_ad.unpack_dual(out).tangent if isinstance(out, torch.Tensor) else None

@@ -124,6 +124,45 @@ def check_additive_noise(
         )
 
 
+def resolve_capture_step(
+    sigmas: Sequence[float],
+    timesteps: Sequence[float],
+    fraction: float,
+    num_timesteps: int,
+    explicit_step: int = 0,
+) -> int:
+    """`resolve_stop_step` for a capture, which must stop after at least one sampling step.
+
+    Step 0 is before any sampling: ComfyUI's sampler, asked to stop there, returns the latent it was given
+    (no noise added), so a record claiming sigma[0] would be false. Raises ParameterError (reason "range",
+    name "stop_at", details low/high: the stop_at values that reach step 1 or later) when `fraction` resolves
+    to step 0, and (name "steps") when the schedule has no noisy step after step 0.
+    """
+    step = resolve_stop_step(sigmas, timesteps, fraction, num_timesteps, explicit_step)
+    if step > 0:
+        return step
+    if len(timesteps) < 3 or not float(sigmas[1]) > 0:
+        raise ParameterError(
+            f"with {len(sigmas) - 1} sampling step(s) there is no step with noise left after the first one",
+            reason="range",
+            name="steps",
+            value=len(sigmas) - 1,
+            low=2,
+        )
+    # The largest stop_at whose nearest step is 1: just below the midpoint of steps 0 and 1.
+    middle = (float(timesteps[0]) + float(timesteps[1])) / 2 / num_timesteps * 1000
+    high = (math.ceil(middle) - 1) / 1000  # a tie at the middle goes to the noisier step 0
+    raise ParameterError(
+        f"stop_at = {fraction} resolves to step 0 of {len(sigmas) - 1}, before the first sampling step, where "
+        f"the sampler returns its input latent unchanged; a capture needs stop_at between 0 and {high:g}",
+        reason="range",
+        name="stop_at",
+        value=fraction,
+        low=0,
+        high=high,
+    )
+
+
 def make_record(
     *,
     step: int,

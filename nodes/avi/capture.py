@@ -7,7 +7,7 @@ import logging
 import torch
 from comfy_api.latest import io
 
-from ...avi_core.latent.capture import CAPTURE_KEY, make_record, resolve_stop_step
+from ...avi_core.latent.capture import CAPTURE_KEY, make_record, resolve_capture_step
 from ...avi_core.latent.schedule import check_schedule, step_timesteps
 from .. import host
 from ..common import CATEGORY
@@ -136,7 +136,7 @@ class AVICaptureLatentAtStep(io.ComfyNode):
         total = check_schedule(sampling)
         sigmas = host.ksampler_sigmas(model, steps, sampler_name, scheduler)
         timesteps = step_timesteps(sampling, sigmas)
-        step = resolve_stop_step(sigmas.tolist(), timesteps, stop_at, total, stop_step)
+        step = resolve_capture_step(sigmas.tolist(), timesteps, stop_at, total, stop_step)
         (out,) = host.host_nodes().common_ksampler(
             model,
             noise_seed,

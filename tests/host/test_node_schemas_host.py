@@ -32,6 +32,12 @@ ADVANCED = {
         "hidden",
         "seed",
     },
+    # hspace
+    "AVIHSpaceFindPCA": {"pass"},
+    "AVIHSpaceFindSupervised": {"pass"},
+    "AVIHSpaceFindJacobian": {"iterations", "tolerance", "seed", "batch_index"},
+    "AVIHSpaceApplyDirection": {"target"},
+    "AVIImageGrid": {"gap"},
     "AVIInvert": {"refine"},  # inversion
     "AVIPlotSingularSpectrum": {"width", "height"},  # explore
     "AVIPlotSubspaceDistance": {"width", "height"},
@@ -109,6 +115,9 @@ def test_this_host_gets_neither_advanced_inputs_nor_search_aliases(avi, pack):
         assert all(getattr(i, "advanced", None) is None for i in schema.inputs), node_id
 
 
+DIGIT_NODES = ("AVILoadDigitModel", "AVIDigitPrompt", "AVIEmptyDigitLatent")
+
+
 def test_a_newer_host_gets_advanced_inputs_and_search_aliases(avi, monkeypatch):
     """Signatures as in newer ComfyUI: io.<Type>.Input(..., advanced=None) and io.Schema(search_aliases=[])."""
     from comfy_api.latest import io
@@ -132,9 +141,14 @@ def test_a_newer_host_gets_advanced_inputs_and_search_aliases(avi, monkeypatch):
     for node_id, cls in avi.items():
         schema = cls.define_schema()
         assert isinstance(schema, NewerSchema)
-        method = {"boundary"} if "Boundary" in node_id else {"svd"}  # boundary: not an SVD method
-        assert {"attribute"} | method <= set(schema.search_aliases), node_id
-        if node_id != "AVIAppendToDataset" and "explore" not in schema.search_aliases:
+        if node_id in DIGIT_NODES:  # digits: the test model's nodes are found by "digit" / "mnist"
+            assert {"digit", "mnist"} <= set(schema.search_aliases), node_id
+        elif node_id.startswith("AVIHSpace") or node_id == "AVIImageGrid":  # hspace
+            assert {"h-space", "hspace"} <= set(schema.search_aliases), node_id
+        else:
+            method = {"boundary"} if "Boundary" in node_id else {"svd"}  # boundary: not an SVD method
+            assert {"attribute"} | method <= set(schema.search_aliases), node_id
+        if node_id not in ("AVIAppendToDataset", *DIGIT_NODES) and "explore" not in schema.search_aliases:
             assert "slider" in schema.search_aliases or "edit" in schema.search_aliases, node_id
         advanced = {name for name, i in _inputs(schema).items() if getattr(i, "advanced", None)}
         assert advanced == ADVANCED.get(node_id, set()), node_id

@@ -185,6 +185,15 @@ def test_capture_explicit_step(avi, model, conds):
     assert step == 7 and out["avi_capture"]["step"] == 7
 
 
+def test_capture_refuses_to_stop_before_the_first_step(avi, model, conds):
+    # stop_at 1.0 would be step 0, where the host's sampler returns the empty latent unchanged.
+    import avi_pack.avi_core as core
+
+    with pytest.raises(core.ParameterError, match=r"resolves to step 0 of 50.*between 0 and 0\.9") as err:
+        capture(avi, model, conds["original"], conds["negative"], tiny_sd2.empty_latent(), 1.0)
+    assert "Change stop_at on the node to a value within that range." in str(err.value)
+
+
 def test_flow_model_is_refused_with_advice(avi, host_env, conds):
     import avi_pack.avi_core as core
 
@@ -416,7 +425,7 @@ def test_every_node_explains_its_errors(avi):
         assert getattr(cls.execute, "__avi_explains_errors__", False), f"{node_id}.execute lacks @explains_errors"
 
 
-def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
+def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path, avi):
     import comfy.samplers
     import folder_paths
 
@@ -433,7 +442,7 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
     try:
         assert asyncio.run(comfy_nodes.load_custom_node(str(link))) is True
         added = set(comfy_nodes.NODE_CLASS_MAPPINGS) - before
-        assert added == {
+        assert added >= {
             "AVICaptureLatentAtStep",
             "AVIMerge",
             "AVITrainAttributeHead",
@@ -449,7 +458,12 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
             "AVIPlotSingularSpectrum",
             "AVIRankOneViews",
             "AVIPlotSubspaceDistance",
+            # digits
+            "AVILoadDigitModel",
+            "AVIDigitPrompt",
+            "AVIEmptyDigitLatent",
         }
+        assert added == set(avi)  # and every other method's nodes
         from comfy_api.latest import io
 
         assert all(issubclass(comfy_nodes.NODE_CLASS_MAPPINGS[n], io.ComfyNode) for n in added), "V3 nodes"
