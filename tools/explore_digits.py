@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.batch, args.steps, args.pairs, args.scales = 2, 10, "0, 1", "0, 1, 2"
     # edit_benchmark.Bench reads these
-    args.k, args.train_pairs, args.hidden, args.epochs = 0, 0, 256, 0
+    args.k, args.train_pairs, args.hidden, args.epochs, args.tx, args.tz = 0, 0, 256, 0, 0.8, 0.5
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not os.environ.get("COMFYUI_DIR"):
         parser.error("set COMFYUI_DIR to a ComfyUI checkout and run with its python")

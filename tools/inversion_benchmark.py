@@ -221,8 +221,8 @@ def edit_real(bench, inv: Inverter, frames, labels, edges, out: Path, args) -> l
             heads[key] = bench.train_head(pair, f"real_{index}")
         head = heads[key][0]
         logger.info("[%d/%d] %s: %d real digits (%.0fs)", index + 1, len(pairs), pair.name, len(pick), time.time() - t0)
-        x, step, noise, seed = inv.invert(frames[pick], pair.original, args.refine_edit, bench.args.cfg)
-        z, _ = capture_from(bench, noise, pair.target, seed, 0.5)
+        x, step, noise, seed = inv.invert(frames[pick], pair.original, args.refine_edit, bench.args.cfg, args.tx)
+        z, _ = capture_from(bench, noise, pair.target, seed, args.tz)
         runs = [("original_real", None, frames[pick])]
         runs.append(("unedited_real", None, inv.resume(x, pair.original, step, bench.args.cfg)))
         runs.append(("prompt_switch_real", None, inv.resume(x, pair.target, step, bench.args.cfg)))
@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--k", type=int, default=0)
     parser.add_argument("--rhos", default="0.5,1,1.5")
+    parser.add_argument("--tx", type=float, default=0.8, help="where x is (inversion stop and head training), of T")
+    parser.add_argument("--tz", type=float, default=0.5, help="where z is captured (edit rows), a fraction of T")
     args = parser.parse_args(argv)
     args.rhos = [float(r) for r in args.rhos.split(",") if r.strip()]
     cfgs = [float(c) for c in args.cfgs.split(",") if c.strip()]
