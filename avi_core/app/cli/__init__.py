@@ -52,10 +52,15 @@ def _error(message: str) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    # Imported here, after the Ctrl+C handler is in place: the parser imports torch.
-    from ...errors import AVIError
-    from .fixes import error_line
-    from .parser import build_parser
+    # Imported here, after the Ctrl+C handler is in place: the parser imports torch. Shielded: a KeyboardInterrupt
+    # raised inside a C extension's first import (numpy's, under torch's) can leave it half-initialised, and the
+    # next import then fails with "cannot load module more than once per process". The interrupt is recorded and
+    # acted on by the check right after.
+    with GUARD.shielded():
+        from ...errors import AVIError
+        from .fixes import error_line
+        from .parser import build_parser
+    GUARD.check()
 
     parser = build_parser()
     try:
