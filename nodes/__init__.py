@@ -21,6 +21,11 @@ NODE_MODULES: tuple[str, ...] = (
     "avi.load_head",
     "avi.datasets",
     "digits.model",  # digits
+    # boundary
+    "boundary.collect",
+    "boundary.fit",
+    "boundary.load",
+    "boundary.edit",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

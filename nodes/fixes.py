@@ -214,3 +214,8 @@ def explains_errors(execute: _Execute) -> _Execute:
 def explained(err: AVIError, table: FixTable = NODE_FIXES) -> str:
     """`str(err)` with its advice: the message ComfyUI shows for it (used by validate_inputs)."""
     return str(add_fix(err, table))
+
+
+from .boundary.fixes import BOUNDARY_FIXES  # noqa: E402  (boundary)
+
+NODE_FIXES.update(BOUNDARY_FIXES)

@@ -12,13 +12,15 @@ import logging
 import os
 from typing import Any
 
-from ..avi_core.errors import HeadFileError
+from ..avi_core.errors import FileFormatError, HeadFileError
 
 logger = logging.getLogger("avi.nodes")
 
 HEADS_FOLDER = "avi_heads"
 DATASETS_FOLDER = "avi_datasets"
 HEAD_EXTENSIONS = {".safetensors"}
+BOUNDARIES_FOLDER = "avi_boundaries"  # boundary
+BOUNDARY_COLLECTIONS_FOLDER = "avi_boundary_collections"  # boundary
 
 
 class HostMissingError(RuntimeError):
@@ -35,10 +37,11 @@ def _require(module: str) -> Any:
 
 
 def register_model_folders() -> bool:
-    """Register the `avi_heads` and `avi_datasets` model folders by appending to folder_paths.
+    """Register the `avi_heads`, `avi_datasets`, `avi_boundaries` and `avi_boundary_collections` model folders
+    by appending to folder_paths.
 
     A user's extra_model_paths.yaml may already name them: those stay first, models/<name> is appended.
-    Heads are `.safetensors` only. Returns False when ComfyUI is absent.
+    Heads and boundaries are `.safetensors` only. Returns False when ComfyUI is absent.
     """
     try:
         import folder_paths
@@ -48,6 +51,10 @@ def register_model_folders() -> bool:
         folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
     paths, _ = folder_paths.folder_names_and_paths[HEADS_FOLDER]
     folder_paths.folder_names_and_paths[HEADS_FOLDER] = (paths, set(HEAD_EXTENSIONS))
+    for name in (BOUNDARIES_FOLDER, BOUNDARY_COLLECTIONS_FOLDER):  # boundary
+        folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
+    paths, _ = folder_paths.folder_names_and_paths[BOUNDARIES_FOLDER]
+    folder_paths.folder_names_and_paths[BOUNDARIES_FOLDER] = (paths, set(HEAD_EXTENSIONS))
     return True
 
 
@@ -93,6 +100,38 @@ def dataset_roots() -> list[str]:
     """The avi_datasets folders, in ComfyUI's order."""
     folder_paths = _require("folder_paths")
     return folder_paths.get_folder_paths(DATASETS_FOLDER)
+
+
+def boundary_files() -> list[str]:
+    """The files of the avi_boundaries folders (ComfyUI's cached list)."""
+    return _require("folder_paths").get_filename_list(BOUNDARIES_FOLDER)
+
+
+def boundary_path(filename: str) -> str:
+    """Full path of a listed boundary file; FileFormatError (reason "missing") naming the folders searched."""
+    folder_paths = _require("folder_paths")
+    path = folder_paths.get_full_path(BOUNDARIES_FOLDER, filename)
+    if path is None:
+        folders = ", ".join(folder_paths.get_folder_paths(BOUNDARIES_FOLDER))
+        raise FileFormatError(
+            f"semantic boundary {filename!r} is not in the avi_boundaries folders ({folders})",
+            reason="missing",
+            path=filename,
+            kind="semantic boundary",
+        )
+    return path
+
+
+def boundaries_save_folder() -> str:
+    """The folder new boundaries are written to: the first avi_boundaries folder (created if missing)."""
+    folder = _require("folder_paths").get_folder_paths(BOUNDARIES_FOLDER)[0]
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def boundary_collection_roots() -> list[str]:
+    """The avi_boundary_collections folders, in ComfyUI's order (new collections go to the first)."""
+    return _require("folder_paths").get_folder_paths(BOUNDARY_COLLECTIONS_FOLDER)
 
 
 def torch_device():

@@ -287,3 +287,20 @@ def test_find_dataset_searches_the_roots_in_order(ds, errors, tmp_path):
         ds.find_dataset([tmp_path / "empty"], "smile")
     with pytest.raises(errors.InvalidNameError, match="no usable characters"):
         ds.find_dataset([first], "../..")
+
+
+def test_dataset_fingerprint_changes_when_pairs_are_appended(ds, tmp_path):
+    # The Train node's cache key: training from a dataset must rerun after more pairs were appended.
+    roots = [tmp_path / "a", tmp_path / "b"]
+    assert ds.dataset_fingerprint(roots, "smile") == ""
+    assert ds.dataset_fingerprint(roots, "  ") == ""
+    x, z = _pairs(2)
+    ds.append_shard(roots[1] / "smile", x, z, None)
+    first = ds.dataset_fingerprint(roots, "smile")
+    assert first.startswith(str(roots[1] / "smile")) and first.count("shard-") == 1
+    assert ds.dataset_fingerprint(roots, "smile") == first
+    (roots[1] / "smile" / ".tmp-partial.safetensors").write_bytes(b"half")  # unfinished writes do not count
+    assert ds.dataset_fingerprint(roots, "smile") == first
+    ds.append_shard(roots[1] / "smile", x, z, None)
+    second = ds.dataset_fingerprint(roots, "smile")
+    assert second != first and second.count("shard-") == 2

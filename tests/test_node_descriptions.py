@@ -28,6 +28,11 @@ NODE_IDS = {
     # digits
     "AVILoadDigitModel": "AVI Load Digit Model",
     "AVIDigitPrompt": "AVI Digit Prompt",
+    # boundary
+    "AVICollectBoundarySamples": "AVI Collect Boundary Samples",
+    "AVIFitBoundary": "AVI Fit Boundary",
+    "AVILoadBoundary": "AVI Load Boundary",
+    "AVIBoundaryEdit": "AVI Boundary Edit",
 }
 # Input order (required, then optional): old workflows store widget values by position in this order.
 INPUT_ORDER = {
@@ -68,6 +73,35 @@ INPUT_ORDER = {
     # digits
     "AVILoadDigitModel": ["weights"],
     "AVIDigitPrompt": ["text"],
+    # boundary
+    "AVICollectBoundarySamples": [
+        "model",
+        "noise_seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "positive_a",
+        "positive_b",
+        "negative",
+        "latent_image",
+        "capture_steps",
+        "collection",
+    ],
+    "AVIFitBoundary": [
+        "collection",
+        "name",
+        "description",
+        "step",
+        "tolerance",
+        "holdout",
+        "C",
+        "seed",
+        "side_a",
+        "side_b",
+    ],
+    "AVILoadBoundary": ["boundary_name"],
+    "AVIBoundaryEdit": ["captured", "boundary", "distance", "distance_list"],
 }
 OUTPUTS = {
     "AVICaptureLatentAtStep": [("latent", "LATENT"), ("step", "INT")],
@@ -78,6 +112,16 @@ OUTPUTS = {
     # digits
     "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
     "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
+    # boundary
+    "AVICollectBoundarySamples": [("summary", "STRING")],
+    "AVIFitBoundary": [
+        ("boundary", "AVI_BOUNDARY"),
+        ("accuracy_plot", "IMAGE"),
+        ("chosen_step", "INT"),
+        ("summary", "STRING"),
+    ],
+    "AVILoadBoundary": [("boundary", "AVI_BOUNDARY"), ("step", "INT"), ("info", "STRING")],
+    "AVIBoundaryEdit": [("latent", "LATENT"), ("info", "STRING")],
 }
 
 
@@ -97,7 +141,12 @@ def test_input_order_outputs_and_output_nodes(node_id):
     info = NODE_INFO[node_id]
     assert [name for _, name, _ in _inputs(info)] == INPUT_ORDER[node_id]
     assert list(zip(info["output_name"], info["output"], strict=True)) == OUTPUTS[node_id]
-    expected_output_node = node_id in ("AVITrainAttributeHead", "AVIAppendToDataset")
+    expected_output_node = node_id in (
+        "AVITrainAttributeHead",
+        "AVIAppendToDataset",
+        "AVICollectBoundarySamples",  # boundary
+        "AVIFitBoundary",  # boundary
+    )
     assert info["output_node"] is expected_output_node
 
 
@@ -169,6 +218,7 @@ def test_the_pack_root_imports_without_comfyui_and_registers_through_comfy_entry
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS") and not hasattr(pack, "NODE_DISPLAY_NAME_MAPPINGS")
     assert pack.nodes.NODE_MODULES[:5] == ("avi.capture", "avi.merge", "avi.train", "avi.load_head", "avi.datasets")
     assert "digits.model" in pack.nodes.NODE_MODULES  # digits
+    assert set(pack.nodes.NODE_MODULES) >= {"boundary.collect", "boundary.fit", "boundary.load", "boundary.edit"}
     try:
         import comfy_api  # noqa: F401
     except ImportError:

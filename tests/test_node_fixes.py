@@ -188,6 +188,8 @@ def test_every_node_named_in_the_advice_exists(fixes):
         "AVI Train Attribute Head",
         "AVI Load Attribute Head",
         "AVI Append To Dataset",
+        "AVI Collect Boundary Samples",  # boundary
+        "AVI Load Boundary",  # boundary
     }
     snapshot = json.loads((REPO_ROOT / "tools" / "node_info.json").read_text(encoding="utf-8"))
     assert named <= {info["display_name"] for info in snapshot.values()}

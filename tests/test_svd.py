@@ -203,6 +203,18 @@ def test_nonfinite_input_is_refused():
         channel_svd(x, backend="jacobi")
 
 
+def test_large_finite_input_whose_sum_overflows_is_not_refused():
+    # The finiteness check sums the tensors first; a finite latent whose sum overflows float32 must still pass.
+    x = (seeded(1, 64, 64, seed=12).abs() + 0.5) * 1e36
+    assert not torch.isfinite(x.sum())
+    u, s, vh = channel_svd(x, backend="torch")
+    assert torch.isfinite(s).all() and s[0, 0] > 1e36
+    torch.testing.assert_close(u @ torch.diag_embed(s) @ vh / 1e36, x / 1e36, atol=1e-3, rtol=1e-3)
+    x[0, 5, 7] = float("nan")
+    with pytest.raises(NonFiniteError, match="latent contains NaN or infinity"):
+        channel_svd(x, backend="torch")
+
+
 def test_dtypes_and_device():
     x = seeded(2, 6, 5, seed=11)
     assert channel_svd(x.half())[1].dtype == torch.float32

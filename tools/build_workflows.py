@@ -145,6 +145,7 @@ SIZES: dict[str, tuple[float, float]] = {
 NODE_INFO_PATH = REPO_ROOT / "tools" / "node_info.json"
 """The pack's node descriptions as the host gives them (see the module docstring)."""
 HOST_LISTS = {"sampler_name": _SAMPLERS, "scheduler": _SCHEDULERS, "head_name": "<avi_heads files>"}
+HOST_LISTS["boundary_name"] = "<avi_boundaries files>"  # boundary
 """Combo inputs whose options are the host's (its samplers, its schedulers, the files in models/avi_heads)."""
 
 
@@ -790,6 +791,14 @@ BUILDERS: dict[str, Callable[[dict[str, dict[str, Any]]], Workflow]] = {
     "avi_build_dataset": build_dataset,
     "avi_train_from_dataset": train_from_dataset,
 }
+
+# Each method's workflows live in tools/workflows_<method>.py and import their helpers from this module by name.
+sys.modules.setdefault("build_workflows", sys.modules[__name__])
+if str(REPO_ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+from workflows_boundary import BOUNDARY_BUILDERS  # noqa: E402  (boundary)
+
+BUILDERS.update(BOUNDARY_BUILDERS)  # boundary
 
 
 def build_all() -> dict[Path, str]:

@@ -134,6 +134,7 @@ def fit_sides(
     refit: bool = True,
     device: torch.device | str | None = None,
     info: Mapping[str, Any] | None = None,
+    paired: bool = False,
 ) -> Boundary:
     """`fit_boundary` on sides already checked and stacked (`samples.stack_sides`)."""
     _check_settings(holdout, seed, C)
@@ -142,7 +143,7 @@ def fit_sides(
     features, labels = sides.features, sides.labels
     mean = feature_mean(features, where)
     gram = centred_gram(features, mean)
-    train, held = stratified_split(labels, float(holdout), seed)
+    train, held = stratified_split(labels, float(holdout), seed, paired=paired)
 
     coef, b0, r2 = fit_on_gram(gram, labels, train, float(C))
     predicted = decision(gram, train, coef, b0, r2)[held] > 0
@@ -167,6 +168,7 @@ def fit_sides(
         "seed": int(seed),
         "C": float(C),
         "refit": bool(refit),
+        "paired": bool(paired),
         "solver": SOLVER,
         "flatten": FLATTEN_ORDER,
         "sign": "s > 0 on side b",
@@ -197,6 +199,7 @@ def fit_boundary(
     refit: bool = True,
     device: torch.device | str | None = None,
     info: Mapping[str, Any] | None = None,
+    paired: bool = False,
 ) -> Boundary:
     """Fit the boundary between side a `[N1, *S]` and side b `[N2, *S]` (s > 0 on b's side).
 
@@ -207,9 +210,11 @@ def fit_boundary(
     squared norm (see `svm`). refit: fit the editing boundary on all samples after measuring (module doc).
     device: where the float64 matrix products run (default CPU). info: JSON-safe facts the caller records
     (capture step, steps, sigma, space, prompts); kept in `Boundary.info` and in the boundary file.
+    paired: sample i of a and sample i of b come from one seed (a boundary collection): the held-out part keeps
+    pairs together (`svm.stratified_split`); otherwise the accuracy of paired sides is far below chance.
 
     Raises ShapeMismatchError (not tensors, sample shapes differ), NonFiniteError (NaN / inf), DatasetError (a
     side empty or with fewer than 2 samples; "degenerate": identical samples, no separating direction),
     ParameterError (holdout, seed, C).
     """
-    return fit_sides(stack_sides(a, b), holdout, seed, C=C, refit=refit, device=device, info=info)
+    return fit_sides(stack_sides(a, b), holdout, seed, C=C, refit=refit, device=device, info=info, paired=paired)

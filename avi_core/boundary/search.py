@@ -150,13 +150,15 @@ def mixing_step_search(
     refit: bool = True,
     device: torch.device | str | None = None,
     progress: SearchProgress | None = None,
+    paired: bool = False,
 ) -> StepSearch:
     """Fit a boundary at each candidate step and choose the mixing step by the rule (module doc).
 
     candidates: {step: StepSides} (e.g. `captures.dataset_sides`) or {step: (a `[N1, *S]`, b `[N2, *S]`)}, the
     sides captured at that step of one schedule. Every step is fitted with the same holdout and seed (so, with the
     same seeds captured at every step in the same order, the same samples are held out at every step), C, refit
-    and device (see `fit_boundary`). progress(done, total) is called after each step.
+    and device (see `fit_boundary`). progress(done, total) is called after each step. paired: the sides are
+    pairs from the same seeds, as `captures.dataset_sides` gives them: pairs are held out together.
     """
     if not candidates:
         raise ParameterError("there are no candidate steps to search", reason="list", name="steps", value=0)
@@ -172,7 +174,7 @@ def mixing_step_search(
         else:
             (a, b), info = value, {}
         info["step"] = step
-        boundaries[step] = fit_boundary(a, b, holdout, seed, C=C, refit=refit, device=device, info=info)
+        boundaries[step] = fit_boundary(a, b, holdout, seed, C=C, refit=refit, device=device, info=info, paired=paired)
         if progress is not None:
             progress(done, len(steps))
     accuracies = tuple(boundaries[s].accuracy for s in steps)

@@ -46,13 +46,21 @@ class LinearFit:
     support: int
 
 
-def stratified_split(labels: torch.Tensor, holdout: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(
+    labels: torch.Tensor, holdout: float, seed: int, *, paired: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, held-out) row indices, int64, sorted: `holdout` of each side held out, seeded.
 
     Per side of n samples, round(holdout * n) are held out (ties away from zero), at least 1 and at most n - 1,
     so every side has at least one sample in each part. The choice is a `torch.randperm` of each side (side 0
     first) from one generator seeded with `seed`: the same labels, holdout and seed always give the same split,
     and the same sample positions are held out at every step of a search.
+
+    paired=True: the sides are pairs (sample i of side 0 and sample i of side 1 come from one seed, as a boundary
+    collection's prompt A and prompt B are), so both samples of a pair are held out together: side 1 holds out
+    the positions side 0 holds out (one `torch.randperm` of side 0). An unpaired split of paired samples leaks:
+    the partner of a held-out sample, nearly the same latent at a noisy step, is a training sample of the
+    other side, and the held-out accuracy falls far below chance. Needs equal sides.
     """
     if not 0.0 < float(holdout) < 1.0:
         raise ParameterError(
@@ -65,6 +73,22 @@ def stratified_split(labels: torch.Tensor, holdout: float, seed: int) -> tuple[t
         )
     generator = torch.Generator().manual_seed(int(seed))
     train, held = [], []
+    if paired:
+        rows = [torch.nonzero(labels == label).flatten() for label in (0, 1)]
+        n = int(rows[0].numel())
+        if int(rows[1].numel()) != n:
+            raise ParameterError(
+                f"paired sides must hold as many samples each, got {n} and {int(rows[1].numel())}",
+                reason="paired",
+                name="paired",
+                value=[n, int(rows[1].numel())],
+            )
+        count = min(max(int(math.floor(holdout * n + 0.5)), 1), n - 1)
+        order = torch.randperm(n, generator=generator)
+        for side in rows:
+            held.append(side[order[:count]])
+            train.append(side[order[count:]])
+        return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(held)).values
     for label in (0, 1):
         rows = torch.nonzero(labels == label).flatten()
         n = int(rows.numel())

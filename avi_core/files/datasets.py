@@ -38,7 +38,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..errors import DatasetError, NonFiniteError, ShapeMismatchError
+from ..errors import DatasetError, InvalidNameError, NonFiniteError, ShapeMismatchError
 from ..latent.pairs import latent_pair_to_paper
 from .atomic import atomic_path
 from .names import sanitize_name
@@ -129,6 +129,29 @@ def find_dataset(roots: Sequence[str | os.PathLike[str]], name: str) -> Path:
         folders=folders,
         available=", ".join(available) or "none",
     )
+
+
+def dataset_fingerprint(roots: Sequence[str | os.PathLike[str]], name: str) -> str:
+    """A string that changes whenever dataset `name` gains, loses or rewrites a finished shard: its folder and
+    each shard's name, size and modification time ("" when there is no such dataset, or no name).
+
+    For a node's cache key (ComfyUI's fingerprint_inputs): training from a dataset must run again after more
+    pairs were appended, even though no widget changed.
+    """
+    if not (name or "").strip():
+        return ""
+    try:
+        folder = find_dataset(roots, name.strip())
+    except (DatasetError, InvalidNameError):
+        return ""
+    parts = [str(folder)]
+    for path in _shard_paths(folder):
+        try:
+            stat = path.stat()
+        except OSError:  # removed between listing and stat: the next queue sees the change
+            continue
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
 
 
 def _shard_paths(folder: Path) -> list[Path]:

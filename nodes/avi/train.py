@@ -11,6 +11,7 @@ from comfy_api.latest import io, ui
 from ...avi_core.avi.head_files import save_head
 from ...avi_core.avi.training import train_head
 from ...avi_core.avi.training_data import training_pairs
+from ...avi_core.files.datasets import dataset_fingerprint
 from ...avi_core.files.names import SAFETENSORS_SUFFIX, sanitize_name
 from ...avi_core.plots.loss_plot import render_loss_plot
 from .. import host
@@ -144,6 +145,11 @@ class AVITrainAttributeHead(io.ComfyNode):
                 ),
             ],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, dataset: str = "", **_: object) -> str:
+        # Appending pairs to the dataset must retrain on the next queue, although no widget changed.
+        return dataset_fingerprint(host.dataset_roots(), dataset) if (dataset or "").strip() else ""
 
     @classmethod
     @explains_errors

@@ -365,6 +365,23 @@ def test_append_writes_one_shard_per_run_and_shows_what_it_wrote(avi, host_env, 
     assert datasets.read_dataset(folder).pairs == 4
 
 
+def test_train_from_a_dataset_reruns_after_appending_with_unchanged_widgets(avi, host_env, monkeypatch, tmp_path):
+    # The Train node's fingerprint (ComfyUI's cache key beside the inputs) follows the dataset's shards.
+    from avi_pack.nodes import host
+
+    monkeypatch.setattr(host, "dataset_roots", lambda: [str(tmp_path)])
+    append, train = avi["AVIAppendToDataset"], avi["AVITrainAttributeHead"]
+    original = _captured(torch.randn(1, 4, 8, 8) * 20, step=10, sigma=14.6, timestep=795)
+    target = _captured(torch.randn(1, 4, 8, 8) * 3, step=25, sigma=1.9, timestep=489)
+    assert train.fingerprint_inputs(dataset="") == train.fingerprint_inputs(dataset="") == ""
+    with torch.inference_mode():
+        append.execute(original=original, target=target, dataset="smile")
+        before = train.fingerprint_inputs(name="h", dataset="smile")
+        assert train.fingerprint_inputs(name="h", dataset="smile") == before
+        append.execute(original=original, target=target, dataset="smile")
+    assert train.fingerprint_inputs(name="h", dataset="smile") != before
+
+
 def test_append_refuses_latents_without_records_with_advice(avi, host_env, monkeypatch, tmp_path):
     import avi_pack.avi_core as core
     from avi_pack.nodes import host
@@ -422,6 +439,11 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path):
             "AVITrainAttributeHead",
             "AVILoadAttributeHead",
             "AVIAppendToDataset",
+            # boundary
+            "AVICollectBoundarySamples",
+            "AVIFitBoundary",
+            "AVILoadBoundary",
+            "AVIBoundaryEdit",
         }
         from comfy_api.latest import io
 

@@ -45,6 +45,7 @@ CHROMIUM_FLAGS = [
 PLACEHOLDER_MODELS = {
     "checkpoints": ["v2-1_512-ema-pruned.safetensors"],
     "avi_heads": ["smile.safetensors"],
+    "avi_boundaries": ["smile.safetensors"],  # boundary
 }
 PAGE_SETTINGS = {
     "Comfy.TutorialCompleted": True,  # no first-run template dialog
