@@ -26,6 +26,12 @@ NODE_MODULES: tuple[str, ...] = (
     "boundary.fit",
     "boundary.load",
     "boundary.edit",
+    # hspace
+    "hspace.capture",
+    "hspace.find",
+    "hspace.load",
+    "hspace.apply",
+    "hspace.grid",
 )
 
 IMPORT_ERRORS: dict[str, str] = {}

@@ -55,6 +55,7 @@ def register_model_folders() -> bool:
         folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
     paths, _ = folder_paths.folder_names_and_paths[BOUNDARIES_FOLDER]
     folder_paths.folder_names_and_paths[BOUNDARIES_FOLDER] = (paths, set(HEAD_EXTENSIONS))
+    register_hspace_folders(folder_paths)  # hspace
     return True
 
 
@@ -167,3 +168,59 @@ def ksampler_sigmas(model, steps: int, sampler_name: str, scheduler: str, denois
         model_options=model.model_options,
     )
     return sampler.sigmas.detach().float().cpu()
+
+
+# --- h-space (issue 9) -------------------------------------------------------------------------------------------
+
+DIRECTIONS_FOLDER = "avi_directions"
+"""h-space direction files (.safetensors), as heads are in avi_heads."""
+HSPACE_COLLECTIONS_FOLDER = "avi_hspace_collections"
+"""Folders of captured h (one sub-folder per collection, one shard per queue run)."""
+
+
+def register_hspace_folders(folder_paths) -> None:
+    """Append models/avi_directions (.safetensors only) and models/avi_hspace_collections to folder_paths."""
+    for name in (DIRECTIONS_FOLDER, HSPACE_COLLECTIONS_FOLDER):
+        folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
+    paths, _ = folder_paths.folder_names_and_paths[DIRECTIONS_FOLDER]
+    folder_paths.folder_names_and_paths[DIRECTIONS_FOLDER] = (paths, set(HEAD_EXTENSIONS))
+
+
+def direction_files() -> list[str]:
+    """The files of the avi_directions folders (ComfyUI's cached list)."""
+    return _require("folder_paths").get_filename_list(DIRECTIONS_FOLDER)
+
+
+def direction_path(filename: str) -> str:
+    """Full path of a listed direction file; FileFormatError (reason "missing") naming the folders searched."""
+    from ..avi_core.errors import FileFormatError
+
+    folder_paths = _require("folder_paths")
+    path = folder_paths.get_full_path(DIRECTIONS_FOLDER, filename)
+    if path is None:
+        folders = ", ".join(folder_paths.get_folder_paths(DIRECTIONS_FOLDER))
+        raise FileFormatError(
+            f"h-space direction file {filename!r} is not in the avi_directions folders ({folders})",
+            reason="missing",
+            path=filename,
+            kind="h-space direction file",
+        )
+    return path
+
+
+def directions_save_folder() -> str:
+    """The folder new direction files are written to: the first avi_directions folder (created if missing)."""
+    folder = _require("folder_paths").get_folder_paths(DIRECTIONS_FOLDER)[0]
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def hspace_collection_roots() -> list[str]:
+    """The avi_hspace_collections folders, in ComfyUI's order (new collections go into the first)."""
+    return _require("folder_paths").get_folder_paths(HSPACE_COLLECTIONS_FOLDER)
+
+
+def model_family(model) -> str | None:
+    """The model's ComfyUI family (its model_config class name: "SD15", "SD20", "SDXL", ...), None if unknown."""
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    return type(config).__name__ if config is not None else None

@@ -31,6 +31,8 @@ EXPECTED = {
 }
 BOUNDARY_WORKFLOWS = {"avi_boundary_collect", "avi_boundary_fit", "avi_boundary_edit"}  # boundary
 EXPECTED |= BOUNDARY_WORKFLOWS  # boundary
+HSPACE_WORKFLOWS = {"avi_hspace_learn_direction", "avi_hspace_pca_explorer"}  # tests/test_hspace_workflows.py
+EXPECTED |= HSPACE_WORKFLOWS
 # The host's core nodes the workflows use (each must exist in ComfyUI's NODE_CLASS_MAPPINGS).
 CORE_NODE_NAMES = {
     "CheckpointLoaderSimple",
@@ -242,7 +244,7 @@ def _value(api: dict[str, Any], ref: Any) -> Any:
     return ref
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - {"avi_train_from_dataset"}))
+@pytest.mark.parametrize("name", sorted(EXPECTED - BOUNDARY_WORKFLOWS - {"avi_train_from_dataset"} - HSPACE_WORKFLOWS))
 def test_sd21_defaults_and_paired_captures(name):
     api = _api(name)
     ((_, ckpt),) = _of(api, "CheckpointLoaderSimple")

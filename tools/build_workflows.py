@@ -144,7 +144,12 @@ SIZES: dict[str, tuple[float, float]] = {
 
 NODE_INFO_PATH = REPO_ROOT / "tools" / "node_info.json"
 """The pack's node descriptions as the host gives them (see the module docstring)."""
-HOST_LISTS = {"sampler_name": _SAMPLERS, "scheduler": _SCHEDULERS, "head_name": "<avi_heads files>"}
+HOST_LISTS = {
+    "sampler_name": _SAMPLERS,
+    "scheduler": _SCHEDULERS,
+    "head_name": "<avi_heads files>",
+    "direction_name": "<avi_directions files>",  # hspace
+}
 HOST_LISTS["boundary_name"] = "<avi_boundaries files>"  # boundary
 """Combo inputs whose options are the host's (its samplers, its schedulers, the files in models/avi_heads)."""
 
@@ -799,6 +804,9 @@ if str(REPO_ROOT / "tools") not in sys.path:
 from workflows_boundary import BOUNDARY_BUILDERS  # noqa: E402  (boundary)
 
 BUILDERS.update(BOUNDARY_BUILDERS)  # boundary
+from workflows_hspace import HSPACE_BUILDERS  # noqa: E402  # hspace
+
+BUILDERS.update(HSPACE_BUILDERS)  # hspace
 
 
 def build_all() -> dict[Path, str]:

@@ -17,12 +17,12 @@ Modules, one job each:
 - `direction_files`: `DirectionSet` and its safetensors file (safe reader, atomic writer).
 - `collection`: folders of captured h (float16 shards, one per queue run, safe with concurrent writers).
 - `recipes`: collection -> DirectionSet for PCA and supervised directions; power-iteration results -> DirectionSet.
-- `plots`: explained variance and singular values as IMAGE tensors.
+- `plots`: explained variance, singular values and supervised projections as IMAGE tensors.
 """
 
 from __future__ import annotations
 
-from .apply import TARGETS, HEdit, add_delta, apply_directions, combine, row_mask
+from .apply import TARGETS, HEdit, HSweep, add_delta, apply_directions, combine, row_mask
 from .collection import (
     COLLECTION_FORMAT,
     COLLECTION_FORMAT_VERSION,
@@ -54,8 +54,8 @@ from .pca import (
     principal_components,
     principal_components_per_step,
 )
-from .plots import render_explained_variance, render_singular_values
-from .recipes import jacobian_direction_set, pca_from_collection, supervised_from_collection
+from .plots import render_explained_variance, render_projections, render_singular_values
+from .recipes import jacobian_direction_set, pair_collections, pca_from_collection, supervised_from_collection
 from .signs import align_across_steps, fix_signs, largest_entry_signs
 from .steps import in_window, nearest_stored_step, step_of_sigma, window_steps
 from .supervised import disentangle, mean_difference_direction, separation
@@ -70,6 +70,7 @@ __all__ = [
     "DirectionSet",
     "HCollection",
     "HEdit",
+    "HSweep",
     "PCAResult",
     "PowerIterationResult",
     "add_delta",
@@ -92,6 +93,7 @@ __all__ = [
     "make_record",
     "mean_difference_direction",
     "nearest_stored_step",
+    "pair_collections",
     "pca_directions",
     "pca_directions_per_step",
     "pca_from_collection",
@@ -100,6 +102,7 @@ __all__ = [
     "read_collection",
     "read_direction_metadata",
     "render_explained_variance",
+    "render_projections",
     "render_singular_values",
     "row_mask",
     "sanitize_collection_name",

@@ -218,3 +218,88 @@ class HEdit:
         return add_delta(h, self.delta(sigma, h.device), cond_or_uncond, self.target)
 
     __call__ = edit
+
+
+@dataclass
+class HSweep:
+    """Several edits in one sampling: variant v edits its own block of rows (a strength sweep, a grid).
+
+    A sweep repeats the batch of B images V times with the same noise (tiled: all B images of variant 0, then
+    of variant 1, ...), so each chunk of a CFG batch holds rows `[..., V, stride]` where stride is the number of
+    rows per variant when this sweep was added (B, or the rows of an earlier sweep's whole batch). Row r of a
+    chunk is edited by variant `(r // stride) % V`; sweeps added one after another thus nest (the later one
+    outermost) and each still finds its own variant. All edits share one window and target (the first's).
+
+    edits: V HEdits (the same direction shape); stride: >= 1.
+    """
+
+    edits: Sequence[HEdit]
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        self.edits = list(self.edits)
+        if not self.edits:
+            raise ParameterError("a sweep needs at least one edit", reason="empty", name="edits")
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 1:
+            raise ParameterError(
+                f"the sweep stride {self.stride!r} must be a whole number >= 1", name="stride", value=self.stride
+            )
+        first = self.edits[0]
+        for other in self.edits[1:]:
+            if (other.start, other.end, other.target) != (first.start, first.end, first.target):
+                raise ParameterError("the edits of a sweep must share one window and target", name="edits")
+
+    @property
+    def variants(self) -> int:
+        return len(self.edits)
+
+    def variant_of_rows(self, rows: int) -> torch.Tensor:
+        """long `[rows]`: the variant of each row of one chunk; ShapeMismatchError (reason "sweep") when the
+        rows are not a whole number of sweeps (V * stride)."""
+        period = self.variants * self.stride
+        if rows % period:
+            raise ShapeMismatchError(
+                f"the sampler runs {rows} image(s) per pass, not a multiple of the {self.variants} sweep value(s) "
+                f"x {self.stride} image(s) this sweep was made for",
+                reason="sweep",
+                rows=rows,
+                variants=self.variants,
+                stride=self.stride,
+            )
+        return (torch.arange(rows) // self.stride) % self.variants
+
+    def edit(
+        self,
+        h: torch.Tensor,
+        sigma: float | torch.Tensor,
+        sample_sigmas: torch.Tensor | Sequence[float],
+        cond_or_uncond: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """h edited at this evaluation, variant by variant (a new tensor), or h itself outside the window."""
+        first = self.edits[0]
+        schedule = sample_sigmas
+        steps = max(1, (schedule.numel() if isinstance(schedule, torch.Tensor) else len(schedule)) - 1)
+        if not in_window(step_of_sigma(sigma, schedule), steps, first.start, first.end):
+            return h
+        if h.dim() < 2:
+            raise ShapeMismatchError(f"h must be a batch [B, ...], got shape {tuple(h.shape)}", reason="shape")
+        chunks = _chunk_count(cond_or_uncond, int(h.shape[0]))
+        per_chunk = int(h.shape[0]) // chunks
+        index = self.variant_of_rows(per_chunk).to(h.device)
+        deltas = [e.delta(sigma, h.device) for e in self.edits]
+        item = tuple(h.shape[1:])
+        for delta in deltas:
+            if tuple(delta.shape) != item:
+                raise ShapeMismatchError(
+                    f"the direction has shape {tuple(delta.shape)} but h has shape {tuple(h.shape)} (one image: "
+                    f"{item})",
+                    reason="shape",
+                    first="direction",
+                    first_shape=tuple(delta.shape),
+                    second="h",
+                    second_shape=tuple(h.shape),
+                )
+        rows = torch.stack(deltas).index_select(0, index)  # [per_chunk, *item]
+        return add_delta(h, rows, cond_or_uncond, first.target)
+
+    __call__ = edit

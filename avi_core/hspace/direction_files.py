@@ -144,6 +144,18 @@ class DirectionSet:
             dict(self.info),
         )
 
+    def check_model(self, model: str | None) -> None:
+        """ShapeMismatchError (reason "model") when the set records the model family it was made with (info
+        "model", e.g. "SD20") and `model` is another one; nothing when either is unknown."""
+        made_for = self.info.get("model")
+        if made_for and model and str(made_for) != str(model):
+            raise ShapeMismatchError(
+                f"these h-space directions were made with a {made_for} model, but the model given is {model}",
+                reason="model",
+                made_for=str(made_for),
+                model=str(model),
+            )
+
     def edit(self, strengths: list[float], start: float = 0.0, end: float = 1.0, target: str = "both") -> HEdit:
         """An `apply.HEdit` of these directions with `strengths` (K numbers) in the window [start, end]."""
         from .apply import HEdit

@@ -5,6 +5,8 @@
   direction over the steps. Without total_variance the standard deviations themselves are plotted.
 - `render_singular_values(values)`: the Jacobian's singular values, a bar per direction (`[K]`), or a line per
   direction over the steps (`[S, K]`).
+- `render_projections(projections_a, projections_b)`: a supervised direction: where the two labelled sets lie
+  along it (a histogram of h . d per set, the means marked).
 """
 
 from __future__ import annotations
@@ -102,6 +104,41 @@ def render_singular_values(
             axes.set_xlabel("step")
             axes.legend(fontsize=7, loc="upper right")
         axes.set_ylabel("singular value")
+        axes.set_title(title, fontsize=10)
+        axes.grid(True, color="#dddddd", linewidth=0.6)
+        fig.tight_layout()
+        return to_image(fig)
+
+
+def render_projections(
+    projections_a: torch.Tensor | Sequence,
+    projections_b: torch.Tensor | Sequence,
+    *,
+    label_a: str = "a",
+    label_b: str = "b",
+    width: int = 512,
+    height: int = 320,
+    title: str = "h-space supervised direction",
+) -> torch.Tensor:
+    """Where the two labelled sets lie along a supervised direction: a histogram of h . d per set (`[Na]`,
+    `[Nb]`) with each set's mean marked -> IMAGE `[1, height, width, 3]`. Set b should lie to the right."""
+    a = torch.as_tensor(projections_a).detach().to("cpu", torch.float64).reshape(-1)
+    b = torch.as_tensor(projections_b).detach().to("cpu", torch.float64).reshape(-1)
+    if a.numel() == 0 or b.numel() == 0:
+        raise ValueError(f"both sets need projections, got {a.numel()} and {b.numel()}")
+    both = torch.cat([a, b])
+    low, high = float(both.min()), float(both.max())
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    bins = [low + (high - low) * i / 20 for i in range(21)]
+    with figure(width, height) as fig:
+        axes = fig.add_subplot()
+        for values, label, color in ((a, label_a, "#1f77b4"), (b, label_b, "#d62728")):
+            axes.hist(values.tolist(), bins=bins, alpha=0.55, color=color, label=f"{label[:40]} ({values.numel()})")
+            axes.axvline(float(values.mean()), color=color, linewidth=1.5, linestyle="--")
+        axes.set_xlabel("h . direction")
+        axes.set_ylabel("images")
+        axes.legend(fontsize=7, loc="upper right")
         axes.set_title(title, fontsize=10)
         axes.grid(True, color="#dddddd", linewidth=0.6)
         fig.tight_layout()

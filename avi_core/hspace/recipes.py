@@ -269,3 +269,54 @@ def jacobian_direction_set(
         "converged": [list(r.converged) for r in results],
     }
     return DirectionSet(directions, scales, "jacobian", "h_norm", list(sigmas), {**(info or {}), **story})
+
+
+def pair_collections(
+    first: HCollection, second: HCollection, label_a: str | None = None, label_b: str | None = None
+) -> tuple[HCollection, str, str]:
+    """Two sets for `supervised_from_collection` from two collections (say one per prompt).
+
+    Set a is the rows of `first` labelled `label_a` (None or "": all its rows), set b those of `second`
+    labelled `label_b`. Returns (one collection holding both sets, relabelled, key a, key b): the keys are the
+    labels when given, else the collections' names ("<name> (a)" / "<name> (b)" when they coincide). Raises
+    DatasetError (reason "no_match") when a set is empty, ShapeMismatchError when the h shapes differ.
+    """
+    part_a = first.select(label=label_a) if label_a else first
+    part_b = second.select(label=label_b) if label_b else second
+    key_a = label_a or first.folder.name
+    key_b = label_b or second.folder.name
+    if key_a == key_b:
+        key_a, key_b = f"{key_a} (a)", f"{key_b} (b)"
+    for part, source, label in ((part_a, first, label_a), (part_b, second, label_b)):
+        if part.samples == 0:
+            raise DatasetError(
+                f"the collection {source.folder} holds no h labelled {label!r} (labels there: {source.labels})",
+                reason="no_match",
+                label=label,
+                folder=str(source.folder),
+            )
+    if part_a.shape != part_b.shape:
+        raise ShapeMismatchError(
+            f"the two collections hold h of different shapes: {first.folder.name} {list(part_a.shape)}, "
+            f"{second.folder.name} {list(part_b.shape)}",
+            reason="shape",
+            first=first.folder.name,
+            first_shape=part_a.shape,
+            second=second.folder.name,
+            second_shape=part_b.shape,
+        )
+    records = [dict(r, label=key_a) for r in part_a.records] + [dict(r, label=key_b) for r in part_b.records]
+    folder = (
+        first.folder
+        if first.folder == second.folder
+        else first.folder.parent / f"{first.folder.name}+{second.folder.name}"
+    )
+    joined = HCollection(
+        folder=folder,
+        h=torch.cat([part_a.h, part_b.h.to(part_a.h.device, part_a.h.dtype)]),
+        records=records,
+        shards=list(dict.fromkeys([*first.shards, *second.shards])),
+        skipped=list(first.skipped) + [s for s in second.skipped if s not in first.skipped],
+        runs=list(first.runs) + (list(second.runs) if first.folder != second.folder else []),
+    )
+    return joined, key_a, key_b

@@ -32,6 +32,12 @@ ADVANCED = {
         "hidden",
         "seed",
     },
+    # hspace
+    "AVIHSpaceFindPCA": {"pass"},
+    "AVIHSpaceFindSupervised": {"pass"},
+    "AVIHSpaceFindJacobian": {"iterations", "tolerance", "seed", "batch_index"},
+    "AVIHSpaceApplyDirection": {"target"},
+    "AVIImageGrid": {"gap"},
 }
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
@@ -128,8 +134,11 @@ def test_a_newer_host_gets_advanced_inputs_and_search_aliases(avi, monkeypatch):
     for node_id, cls in avi.items():
         schema = cls.define_schema()
         assert isinstance(schema, NewerSchema)
-        method = {"boundary"} if "Boundary" in node_id else {"svd"}  # boundary: not an SVD method
-        assert {"attribute"} | method <= set(schema.search_aliases), node_id
+        if node_id.startswith("AVIHSpace") or node_id == "AVIImageGrid":  # hspace
+            assert {"h-space", "hspace"} <= set(schema.search_aliases), node_id
+        else:
+            method = {"boundary"} if "Boundary" in node_id else {"svd"}  # boundary: not an SVD method
+            assert {"attribute"} | method <= set(schema.search_aliases), node_id
         if node_id != "AVIAppendToDataset":
             assert "slider" in schema.search_aliases or "edit" in schema.search_aliases, node_id
         advanced = {name for name, i in _inputs(schema).items() if getattr(i, "advanced", None)}
