@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 VALUE_KEYS = {"hspace_supervised": "strength", "hspace_pca": "strength", "boundary": "distance"}
 """results.json key of each extra method's swept value (AVI's rows use "rho")."""
@@ -89,3 +90,63 @@ def selected(args: argparse.Namespace) -> list[Callable]:
 
         rows.append(bench_rows_boundary.boundary_rows)
     return rows
+
+
+def side_by_side_rows(
+    results_dir: Path, path: Path, columns: list[tuple[str, float | None]], per_pair: int = 2
+) -> None:
+    """A grid from DIR/results.json: a row per (pair, test image), the given (method, value) columns."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    entries = json.loads((results_dir / "results.json").read_text())["images"]
+
+    def value(e: dict) -> float | None:
+        return e.get("rho", e.get("strength", e.get("distance")))
+
+    by_key = {(e["pair"], e["batch_index"], e["method"], value(e)): e for e in entries}
+    pairs = list(dict.fromkeys(e["pair"] for e in entries))
+    cell, label_w, head_h = 64, 110, 30
+    rows = [(p, i) for p in pairs for i in range(per_pair) if (p, i, "unedited", None) in by_key]
+    canvas = Image.new("L", (label_w + cell * len(columns), head_h + cell * len(rows)), 40)
+    draw = ImageDraw.Draw(canvas)
+    short = {"hspace_supervised": "h sup", "hspace_pca": "h PCA", "avi_anchored": "AVI anch", "avi_paper": "AVI paper"}
+    for c, (method, v) in enumerate(columns):
+        title = short.get(method, method.replace("_", " "))
+        draw.text((label_w + c * cell + 2, 2), title[:10], fill=255)
+        if v is not None:
+            draw.text((label_w + c * cell + 2, 15), f"{v:g}", fill=255)
+    for r, (p, i) in enumerate(rows):
+        draw.text((4, head_h + r * cell + 26), f"{p} #{i}", fill=255)
+        for c, (method, v) in enumerate(columns):
+            e = by_key.get((p, i, method, v))
+            if e is not None:
+                canvas.paste(Image.open(results_dir / e["path"]), (label_w + c * cell, head_h + r * cell))
+    tmp = path.with_name(path.name + ".tmp.png")
+    canvas.save(tmp)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python tools/bench_rows.py DIR OUT.png "method=value,..." : the side-by-side picture of chosen columns."""
+    parser = argparse.ArgumentParser(description="side-by-side picture of a benchmark run's rows")
+    parser.add_argument("results_dir", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument(
+        "columns",
+        help="comma list of method or method=value, e.g. "
+        "'unedited,avi_anchored=1,hspace_supervised=4,hspace_pca=8,boundary=10,prompt_switch,target_prompt'",
+    )
+    parser.add_argument("--per-pair", type=int, default=2)
+    args = parser.parse_args(argv)
+    columns = []
+    for part in (p.strip() for p in args.columns.split(",") if p.strip()):
+        method, _, v = part.partition("=")
+        columns.append((method, float(v) if v else None))
+    side_by_side_rows(args.results_dir, args.out, columns, args.per_pair)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
