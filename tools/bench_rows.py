@@ -43,10 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra rows, comma separated: hspace (= hspace_supervised,hspace_pca), hspace_supervised, "
         "hspace_pca, boundary, all. Default: none (AVI and the baselines only)",
     )
-    parser.add_argument("--hspace-strengths", default="0.5,1,2", help="supervised h-space strength sweep")
-    parser.add_argument("--pca-strengths", default="1,2,4", help="PCA h-space strength sweep (standard deviations)")
+    parser.add_argument(
+        "--hspace-strengths", default="1,4,16", help="supervised h-space strength sweep (the node allows -20..20)"
+    )
+    parser.add_argument(
+        "--pca-strengths",
+        default="2,6,20",
+        help="PCA h-space strength sweep (standard deviations; the node allows -20..20)",
+    )
     parser.add_argument("--pca-count", type=int, default=8, help="PCA directions the best one is chosen from")
-    parser.add_argument("--boundary-distances", default="1,5,10,20", help="boundary distance sweep")
+    parser.add_argument("--boundary-distances", default="2,5,10,20", help="boundary distance sweep")
     parser.add_argument(
         "--boundary-steps",
         default="",
@@ -77,7 +83,7 @@ def selected(args: argparse.Namespace) -> list[Callable]:
     args.pca_strengths = _floats(args.pca_strengths) if isinstance(args.pca_strengths, str) else None
     args.boundary_distances = _floats(args.boundary_distances) if isinstance(args.boundary_distances, str) else None
     if args.quick:
-        args.hspace_strengths, args.pca_strengths = [1.0, 2.0], [2.0]
+        args.hspace_strengths, args.pca_strengths = [4.0, 16.0], [6.0]
         args.boundary_distances, args.pca_count = [5.0, 20.0], 4
     rows: list[Callable] = []
     wanted_h = [m for m in methods if m.startswith("hspace_")]

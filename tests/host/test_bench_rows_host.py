@@ -40,8 +40,8 @@ def test_rows_are_written_with_their_keys(quick):
     assert {"hspace_supervised", "hspace_pca", "boundary"} <= set(by_method)
     batch = len(by_method["unedited"])
     for method, key, values in (
-        ("hspace_supervised", "strength", [1.0, 2.0]),
-        ("hspace_pca", "strength", [2.0]),
+        ("hspace_supervised", "strength", [4.0, 16.0]),
+        ("hspace_pca", "strength", [6.0]),
         ("boundary", "distance", [5.0, 20.0]),
     ):
         got = by_method[method]
@@ -59,7 +59,7 @@ def test_scores_are_finite_and_sane(quick):
         assert -1 <= s["ssim"] <= 1 and 0 <= s["feature_distance"] <= 2
         assert 0 <= s["read_digit"] <= 9
     rows = {(r["method"], r["rho"]) for r in results["summary"]}
-    assert {("hspace_supervised", 1.0), ("hspace_pca", 2.0), ("boundary", 20.0)} <= rows
+    assert {("hspace_supervised", 16.0), ("hspace_pca", 6.0), ("boundary", 20.0)} <= rows
     for r in results["summary"]:
         assert 0 <= r["success"] <= 1
         if r["method"] in ("hspace_supervised", "hspace_pca", "boundary"):
