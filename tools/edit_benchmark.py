@@ -335,6 +335,7 @@ def summarise(entries: list[dict]) -> list[dict]:
         value = e.get("rho", e.get("strength", e.get("distance")))  # bench_rows.VALUE_KEYS
         groups.setdefault((e["kind"], e["method"], value), []).append(e["scores"])
     order = {"unedited": 0, "target_prompt": 1, "prompt_switch": 2, "avi_paper": 3, "avi_anchored": 4}
+    order.update({m: 5 + i for i, m in enumerate(bench_rows.VALUE_KEYS)})  # then the extra rows
     rows = []
     for (kind, method, rho), scores in sorted(
         groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][2] or 0)
