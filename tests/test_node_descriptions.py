@@ -28,6 +28,7 @@ NODE_IDS = {
     # digits
     "AVILoadDigitModel": "AVI Load Digit Model",
     "AVIDigitPrompt": "AVI Digit Prompt",
+    "AVIEmptyDigitLatent": "AVI Empty Digit Latent",
     # boundary
     "AVICollectBoundarySamples": "AVI Collect Boundary Samples",
     "AVIFitBoundary": "AVI Fit Boundary",
@@ -73,6 +74,7 @@ INPUT_ORDER = {
     # digits
     "AVILoadDigitModel": ["weights"],
     "AVIDigitPrompt": ["text"],
+    "AVIEmptyDigitLatent": ["batch_size"],
     # boundary
     "AVICollectBoundarySamples": [
         "model",
@@ -112,6 +114,7 @@ OUTPUTS = {
     # digits
     "AVILoadDigitModel": [("MODEL", "MODEL"), ("VAE", "VAE")],
     "AVIDigitPrompt": [("CONDITIONING", "CONDITIONING")],
+    "AVIEmptyDigitLatent": [("LATENT", "LATENT")],
     # boundary
     "AVICollectBoundarySamples": [("summary", "STRING")],
     "AVIFitBoundary": [

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from avi_pack.avi_core.digits.latent_map import blank  # where the digit model's sampling starts
 
 logger = logging.getLogger("edit_benchmark.boundary")
 
@@ -78,7 +79,7 @@ def learn(bench, pair) -> dict:
                 positive_a=bench.cond(prompt_a),
                 positive_b=bench.cond(prompt_b),
                 negative=bench.negative,
-                latent_image={"samples": torch.zeros((per, 4, 32, 32))},
+                latent_image={"samples": blank(per)},
                 capture_steps=steps_text,
                 collection=name,
             )
@@ -130,7 +131,7 @@ def capture_at(bench, prompt: str, seed: int, batch: int, step: int) -> dict:
                 scheduler=args.scheduler,
                 positive=bench.cond(prompt),
                 negative=bench.negative,
-                latent_image={"samples": torch.zeros((batch, 4, 32, 32))},
+                latent_image={"samples": blank(batch)},
                 stop_at=0.5,
                 stop_step=step,
             )

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from avi_pack.avi_core.digits.latent_map import blank  # where the digit model's sampling starts
 
 logger = logging.getLogger("edit_benchmark.hspace")
 
@@ -71,7 +72,7 @@ def capture_collection(bench, pair, name: str, first_step: int) -> int:
                     model,
                     bench.cond(prompt),
                     bench.negative,
-                    {"samples": torch.zeros((per, 4, 32, 32))},
+                    {"samples": blank(per)},
                     seed=seed,
                     steps=args.steps,
                     cfg=args.cfg,

@@ -86,7 +86,7 @@ def digit_pair(src: int, dst: int) -> PromptPair:
 
 
 STYLE_EDITS = (("thickness", "thin", "thick"), ("thickness", "thick", "thin"), ("slant", "upright", "right"))
-STYLE_TEST_DIGITS = (3, 7)
+STYLE_TEST_DIGITS = (3, 4, 7)
 DIGIT_CHANGES = ((1, 7), (3, 8), (4, 9), (7, 1))
 
 
@@ -117,7 +117,7 @@ class Bench:
             return self.nodes["AVIDigitPrompt"].execute(text=text).args[0]
 
     def capture(self, prompt: str, seed: int, batch: int, stop_at: float):
-        latent = {"samples": torch.zeros((batch, 4, 32, 32))}
+        latent = {"samples": blank_latent(batch)}
         with torch.inference_mode():
             out, step = (
                 self.nodes["AVICaptureLatentAtStep"]
@@ -162,7 +162,7 @@ class Bench:
                 self.model,
                 self.cond(prompt),
                 self.negative,
-                {"samples": torch.zeros((batch, 4, 32, 32))},
+                {"samples": blank_latent(batch)},
                 seed=seed,
                 steps=self.args.steps,
                 cfg=self.args.cfg,
@@ -235,6 +235,13 @@ class Bench:
             )
         path = self.base / "models" / "avi_heads" / f"{name}.safetensors"
         return head, path.stat().st_size, time.time() - start
+
+
+def blank_latent(batch: int) -> torch.Tensor:
+    """Where the digit model's sampling starts: the latent of a black image (avi_core.digits.latent_map.blank)."""
+    from avi_pack.avi_core.digits.latent_map import blank
+
+    return blank(batch)
 
 
 def save_png(pixels: torch.Tensor, path: Path) -> None:
@@ -406,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg", type=float, default=3.0)
     parser.add_argument("--sampler", default="euler")
     parser.add_argument("--scheduler", default="normal")
-    parser.add_argument("--train-pairs", type=int, default=40, help="pairs each head is trained on")
-    parser.add_argument("--test-images", type=int, default=6, help="held-out images per pair")
+    parser.add_argument("--train-pairs", type=int, default=60, help="pairs each head is trained on")
+    parser.add_argument("--test-images", type=int, default=8, help="held-out images per pair")
     parser.add_argument("--hidden", type=int, default=256, help="head width")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--k", type=int, default=0, help="0 = r/2 = 16")

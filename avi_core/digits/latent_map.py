@@ -36,3 +36,14 @@ def decode(latent: torch.Tensor) -> torch.Tensor:
     if latent.ndim != 4 or latent.shape[1] != CHANNELS:
         raise ShapeMismatchError(f"digit latents must be [N, 4, h, w], got {tuple(latent.shape)}")
     return ((F.pixel_shuffle(latent.to(torch.float32) * SCALE_FACTOR, 2) + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def blank(batch: int = 1, size: int = LATENT) -> torch.Tensor:
+    """The latent of an all-black image, [batch, 4, size, size]: where the digit model's sampling starts.
+
+    SD's schedule leaves signal in its noisiest step (abar_T = 0.0047), so the model reads the mean of the
+    starting noise as the image's brightness. Noise added to a zero latent has the mean of a mid-grey image, and
+    the digits come out on grey; noise added to this latent has the mean the model saw in training (digits on
+    black). KSampler adds its noise to the latent it is given, so this is the digit model's Empty Latent Image.
+    """
+    return torch.full((batch, CHANNELS, size, size), -1.0 / SCALE_FACTOR)

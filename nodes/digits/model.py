@@ -3,7 +3,7 @@
 The model is ComfyUI's own `comfy.supported_models.SD20` with a small unet_config, trained on handwritten
 digits (tools/train_digit_model.py). The loader gives a MODEL for ComfyUI's samplers and a VAE that
 VAEDecode / VAEEncode accept: the exact pixel <-> latent map (pixel unshuffle; 64 x 64 pixels <-> 4 x 32 x 32
-latents, so an Empty Latent Image of 256 x 256 is one digit). The prompt node turns text such as
+latents; sample from "AVI Empty Digit Latent", a black image). The prompt node turns text such as
 "a thick handwritten 3, slanted right" into the model's CONDITIONING with the tiny text encoder.
 """
 
@@ -102,8 +102,8 @@ class AVILoadDigitModel(io.ComfyNode):
             search_aliases=["digit", "mnist", "test model", "small model", "benchmark"],
             description=(
                 "Loads the pack's small digit model: ComfyUI's SD2 UNet class trained on handwritten digits (MNIST), "
-                "to try AVI edits on a real trained model. Sample it with Empty Latent Image at 256 x 256 (a 4 x 32 x "
-                "32 latent; the image is 64 x 64), prompts from 'AVI Digit Prompt', CFG about 3, and decode with the "
+                "to try AVI edits on a real trained model. Sample it from 'AVI Empty Digit Latent' (a 4 x 32 x 32 "
+                "latent; the image is 64 x 64), prompts from 'AVI Digit Prompt', CFG about 3, and decode with the "
                 "VAE output."
             ),
             inputs=[
@@ -169,4 +169,36 @@ class AVIDigitPrompt(io.ComfyNode):
         return io.NodeOutput([[cond, {"pooled_output": None}]])
 
 
-NODES: list[type[io.ComfyNode]] = [AVILoadDigitModel, AVIDigitPrompt]
+class AVIEmptyDigitLatent(io.ComfyNode):
+    """The digit model's empty latent: an all-black 64 x 64 image (4 x 32 x 32 latent) to sample from."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return schema(
+            io.Schema,
+            node_id="AVIEmptyDigitLatent",
+            display_name="AVI Empty Digit Latent",
+            category=CATEGORY,
+            search_aliases=["digit", "mnist", "empty latent", "black"],
+            description=(
+                "The starting latent for the digit model: a black 64 x 64 image (a 4 x 32 x 32 latent). Use it where "
+                "SD uses Empty Latent Image: the model learned digits on black, and SD's noise schedule lets the "
+                "starting latent's mean brightness through, so sampling from a zero latent gives grey backgrounds."
+            ),
+            inputs=[
+                io.Int.Input(
+                    "batch_size", default=1, min=1, max=4096, tooltip="How many latents (images) in the batch."
+                ),
+            ],
+            outputs=[
+                io.Latent.Output("latent", display_name="LATENT", tooltip="Black digit latents, [batch, 4, 32, 32]."),
+            ],
+        )
+
+    @classmethod
+    @explains_errors
+    def execute(cls, batch_size: int) -> io.NodeOutput:
+        return io.NodeOutput({"samples": latent_map.blank(batch_size)})
+
+
+NODES: list[type[io.ComfyNode]] = [AVILoadDigitModel, AVIDigitPrompt, AVIEmptyDigitLatent]

@@ -61,7 +61,7 @@ def test_vae_is_exact_through_comfyuis_nodes(loaded):
 
 
 def test_it_samples_the_prompted_digit(avi, loaded, pack):
-    from avi_pack.avi_core.digits import classifier
+    from avi_pack.avi_core.digits import classifier, latent_map
 
     model, vae = loaded
     negative = avi["AVIDigitPrompt"].execute(text="").args[0]
@@ -71,7 +71,7 @@ def test_it_samples_the_prompted_digit(avi, loaded, pack):
         positive = avi["AVIDigitPrompt"].execute(text=f"a handwritten {digit}").args[0]
         with torch.inference_mode():
             out = tiny_sd2.ksampler_advanced(
-                model, positive, negative, {"samples": torch.zeros(4, 4, 32, 32)}, seed=7 + digit, steps=20, cfg=3.0
+                model, positive, negative, {"samples": latent_map.blank(4)}, seed=7 + digit, steps=20, cfg=3.0
             )
         pixels = vae.decode(out["samples"])[..., 0][:, None]
         assert torch.isfinite(pixels).all()
@@ -90,7 +90,7 @@ def test_a_workflow_of_comfyuis_own_nodes_runs_on_it(avi):
         "1": {"class_type": "AVILoadDigitModel", "inputs": {"weights": "digit_unet.safetensors"}},
         "2": {"class_type": "AVIDigitPrompt", "inputs": {"text": "a thick handwritten 5, slanted right"}},
         "3": {"class_type": "AVIDigitPrompt", "inputs": {"text": ""}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 256, "height": 256, "batch_size": 1}},
+        "4": {"class_type": "AVIEmptyDigitLatent", "inputs": {"batch_size": 1}},
         "5": {
             "class_type": "KSampler",
             "inputs": {
