@@ -204,14 +204,14 @@ class Bench:
                 orig = build_prompt(d, p_src.thickness, p_src.slant)
                 targ = build_prompt(d, p_dst.thickness, p_dst.slant)
                 seed = TRAIN_SEED + 1000 * i
-                x, _ = self.capture(orig, seed, per, 0.8)
-                z, _ = self.capture(targ, seed, per, 0.5)
+                x, _ = self.capture(orig, seed, per, self.args.tx)
+                z, _ = self.capture(targ, seed, per, self.args.tz)
                 with torch.inference_mode():
                     self.nodes["AVIAppendToDataset"].execute(original=x, target=z, dataset=dataset)
             kwargs = {"dataset": dataset}
         else:
-            x, _ = self.capture(pair.original, TRAIN_SEED, n, 0.8)
-            z, _ = self.capture(pair.target, TRAIN_SEED, n, 0.5)
+            x, _ = self.capture(pair.original, TRAIN_SEED, n, self.args.tx)
+            z, _ = self.capture(pair.target, TRAIN_SEED, n, self.args.tz)
             kwargs = {"original": x, "target": z}
         with torch.inference_mode():
             head, _ = (
@@ -289,8 +289,8 @@ def run_pair(bench: Bench, pair: PromptPair, out: Path, edges, index: int) -> tu
     head, size, train_s = bench.train_head(pair, name)
     logger.info("  %s: head trained (%d bytes, %.0fs)", pair.name, size, train_s)
     seed, batch = index, args.test_images  # test noise seeds 0, 1, ...: below TRAIN_SEED
-    x, step = bench.capture(pair.original, seed, batch, 0.8)
-    z, _ = bench.capture(pair.target, seed, batch, 0.5)
+    x, step = bench.capture(pair.original, seed, batch, args.tx)
+    z, _ = bench.capture(pair.target, seed, batch, args.tz)
     runs: list[tuple[str, float | None, torch.Tensor]] = []
     unedited = bench.pixels(bench.resume(x, pair.original, step, seed))
     runs.append(("unedited", None, unedited))
@@ -361,6 +361,21 @@ def summarise(entries: list[dict]) -> list[dict]:
     return rows
 
 
+def edit_name(entry: dict) -> str:
+    """The edit an entry belongs to, across test digits: "thin->thick", "upright->slanted right", or "3->8"."""
+    return entry["pair"].split(":", 1)[1] if ":" in entry["pair"] else entry["pair"]
+
+
+def summarise_edits(entries: list[dict]) -> list[dict]:
+    """summarise() per edit (style edits pooled over their test digits; each digit change on its own)."""
+    rows = []
+    for edit in dict.fromkeys(edit_name(e) for e in entries):
+        for row in summarise([e for e in entries if edit_name(e) == edit]):
+            row["kind"] = edit
+            rows.append(row)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| edits | method | rho | images | attribute success | SSIM to unedited | feature distance |",
@@ -405,12 +420,20 @@ def side_by_side(entries: list[dict], out: Path, path: Path, per_pair: int = 2, 
     canvas.save(path)
 
 
+def write_tables(out: Path, entries: list[dict], summary: list[dict]) -> None:
+    """DIR/table.md (per kind, then per edit) and DIR/side_by_side.png; prints the tables."""
+    text = table(summary) + "\n" + table(summarise_edits(entries))
+    (out / "table.md").write_text(text)
+    side_by_side(entries, out, out / "side_by_side.png")
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--quick", action="store_true", help="one style edit, one digit change, few images (tests)")
     parser.add_argument("--steps", type=int, default=20, help="sampling steps (x at 0.8T, z at 0.5T of these)")
-    parser.add_argument("--cfg", type=float, default=3.0)
+    parser.add_argument("--cfg", type=float, default=5.0)
     parser.add_argument("--sampler", default="euler")
     parser.add_argument("--scheduler", default="normal")
     parser.add_argument("--train-pairs", type=int, default=60, help="pairs each head is trained on")
@@ -418,12 +441,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=256, help="head width")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--k", type=int, default=0, help="0 = r/2 = 16")
+    parser.add_argument("--tx", type=float, default=0.8, help="x's capture, a fraction of T (paper: 0.8)")
+    parser.add_argument("--tz", type=float, default=0.5, help="z's capture, a fraction of T (paper: 0.5)")
     parser.add_argument("--rhos", default="0.25,0.5,1,1.5", help="anchored rho sweep")
     parser.add_argument("--pairs", default="", help="comma list of pair names to run (default: all)")
     parser.add_argument("--threads", type=int, default=1)
     bench_rows.add_arguments(parser)  # --methods and the sweeps of the extra rows
+    parser.add_argument(
+        "--tables-only", action="store_true", help="only rewrite table.md and the picture from DIR/results.json"
+    )
     args = parser.parse_args(argv)
     args.rhos = [float(r) for r in args.rhos.split(",") if r.strip()]
+    if args.tables_only:
+        results = json.loads((args.out / "results.json").read_text())
+        write_tables(args.out, results["images"], summarise(results["images"]))
+        return 0
     if args.quick:
         args.train_pairs, args.test_images, args.hidden, args.epochs = 10, 2, 256, 2
         args.steps, args.rhos = min(args.steps, 12), [0.5, 1.0]
@@ -475,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(out / "results.json")
-    (out / "table.md").write_text(table(summary))
-    side_by_side(entries, out, out / "side_by_side.png")
-    print(table(summary))
+    write_tables(out, entries, summary)
     logger.info("done in %.0fs: %s", time.time() - start, out / "results.json")
     return 0
 
@@ -485,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_pair_cached(bench, pair, out, edges, index, heads):
     """run_pair, training a style head once per style edit (shared by the test digits of that edit)."""
     if pair.kind == "style":
-        key = json.dumps(pair.attribute) + pair.original.split("handwritten")[0] + pair.original.split(", ")[-1]
+        key = pair.name.split(":", 1)[1]  # the edit ("thin->thick"), whatever the test digit
         original_train = bench.train_head
         if key in heads:
             bench.train_head = lambda p, n: heads[key]  # noqa: E731

@@ -103,7 +103,7 @@ class AVILoadDigitModel(io.ComfyNode):
             description=(
                 "Loads the pack's small digit model: ComfyUI's SD2 UNet class trained on handwritten digits (MNIST), "
                 "to try AVI edits on a real trained model. Sample it from 'AVI Empty Digit Latent' (a 4 x 32 x 32 "
-                "latent; the image is 64 x 64), prompts from 'AVI Digit Prompt', CFG about 3, and decode with the "
+                "latent; the image is 64 x 64), prompts from 'AVI Digit Prompt', CFG about 5, and decode with the "
                 "VAE output."
             ),
             inputs=[

@@ -444,6 +444,10 @@ def test_pack_loads_through_comfyui_custom_node_loader(host_env, tmp_path, avi):
             "AVIFitBoundary",
             "AVILoadBoundary",
             "AVIBoundaryEdit",
+            # digits
+            "AVILoadDigitModel",
+            "AVIDigitPrompt",
+            "AVIEmptyDigitLatent",
         }
         assert added == set(avi)  # and every other method's nodes
         from comfy_api.latest import io
