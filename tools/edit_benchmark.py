@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_rows  # noqa: E402  (the rows of issues 9 and 10)
+
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("edit_benchmark")
 
@@ -299,18 +302,20 @@ def run_pair(bench: Bench, pair: PromptPair, out: Path, edges, index: int) -> tu
     swept = bench.pixels(bench.resume(anchored, pair.original, step, seed))
     for j, rho in enumerate(args.rhos):
         runs.append(("avi_anchored", rho, swept[j * batch : (j + 1) * batch]))
+    for rows in getattr(bench, "extra_rows", ()):  # --methods: tools/bench_rows_*.py (issues 9, 10)
+        runs.extend(rows(bench, pair, x, step, seed, batch))
     entries = []
     safe = pair.name.replace("->", "-to-").replace(":", "_").replace(" ", "_")
     for method, rho, images in runs:
         scores = score(bench, pair, images, unedited, edges)
         for i in range(batch):
-            tag = method if rho is None else f"{method}_rho{rho:g}"
+            tag = method if rho is None else f"{method}_{bench_rows.value_key(method)}{rho:g}"
             rel = Path("images") / f"{safe}_s{seed}_{i}_{tag}.png"
             save_png(images[i], out / rel)
             digit = pair.source_digit if method == "unedited" else pair.digit
             entry = {"path": str(rel), "method": method, "pair": pair.name, "seed": seed, "batch_index": i}
             if rho is not None:
-                entry["rho"] = rho
+                entry[bench_rows.value_key(method)] = rho  # rho, or strength / distance (bench_rows.py)
             entry["digit"] = digit
             if pair.kind == "style":
                 entry["attribute"] = dict(pair.attribute)
@@ -326,6 +331,7 @@ def run_pair(bench: Bench, pair: PromptPair, out: Path, edges, index: int) -> tu
         "head_train_s": round(train_s, 1),
         "capture_step": step,
     }
+    info.update(getattr(bench, "row_notes", {}).get(pair.name, {}))  # what the extra rows learned
     return entries, info
 
 
@@ -333,8 +339,10 @@ def summarise(entries: list[dict]) -> list[dict]:
     """Mean success / SSIM / feature distance per (kind, method, rho)."""
     groups: dict[tuple, list[dict]] = {}
     for e in entries:
-        groups.setdefault((e["kind"], e["method"], e.get("rho")), []).append(e["scores"])
+        value = e.get("rho", e.get("strength", e.get("distance")))  # bench_rows.VALUE_KEYS
+        groups.setdefault((e["kind"], e["method"], value), []).append(e["scores"])
     order = {"unedited": 0, "target_prompt": 1, "prompt_switch": 2, "avi_paper": 3, "avi_anchored": 4}
+    order.update({m: 5 + i for i, m in enumerate(bench_rows.VALUE_KEYS)})  # then the extra rows
     rows = []
     for (kind, method, rho), scores in sorted(
         groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][2] or 0)
@@ -438,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rhos", default="0.25,0.5,1,1.5", help="anchored rho sweep")
     parser.add_argument("--pairs", default="", help="comma list of pair names to run (default: all)")
     parser.add_argument("--threads", type=int, default=1)
+    bench_rows.add_arguments(parser)  # --methods and the sweeps of the extra rows
     parser.add_argument(
         "--tables-only", action="store_true", help="only rewrite table.md and the picture from DIR/results.json"
     )
@@ -458,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     (out / "images").mkdir(parents=True, exist_ok=True)
     bench = Bench(args)
+    bench.extra_rows = bench_rows.selected(args)
     from avi_pack.avi_core.digits import style
 
     edges = style.load_edges()
