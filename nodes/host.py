@@ -69,6 +69,29 @@ def scheduler_names() -> list[str]:
     return list(_require("comfy.samplers").KSampler.SCHEDULERS)
 
 
+def _listed_file_path(folder_name: str, filename: str, kind: str, error: type[FileFormatError]) -> str:
+    """Full path of a file ComfyUI listed in model folder `folder_name`; `error` (reason "missing") naming the
+    folders searched when it is gone."""
+    folder_paths = _require("folder_paths")
+    path = folder_paths.get_full_path(folder_name, filename)
+    if path is None:
+        folders = ", ".join(folder_paths.get_folder_paths(folder_name))
+        raise error(
+            f"{kind} {filename!r} is not in the {folder_name} folders ({folders})",
+            reason="missing",
+            path=filename,
+            kind=kind,
+        )
+    return path
+
+
+def _save_folder(folder_name: str) -> str:
+    """The first folder of model folder `folder_name`, where new files go (created if missing)."""
+    folder = _require("folder_paths").get_folder_paths(folder_name)[0]
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 def head_files() -> list[str]:
     """The files of the avi_heads folders (ComfyUI's cached list)."""
     return _require("folder_paths").get_filename_list(HEADS_FOLDER)
@@ -76,25 +99,12 @@ def head_files() -> list[str]:
 
 def head_path(filename: str) -> str:
     """Full path of a listed head file; HeadFileError (reason "missing") naming the folders searched when gone."""
-    folder_paths = _require("folder_paths")
-    path = folder_paths.get_full_path(HEADS_FOLDER, filename)
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(HEADS_FOLDER))
-        raise HeadFileError(
-            f"attribute head {filename!r} is not in the avi_heads folders ({folders})",
-            reason="missing",
-            path=filename,
-            kind="attribute head",
-        )
-    return path
+    return _listed_file_path(HEADS_FOLDER, filename, "attribute head", HeadFileError)
 
 
 def heads_save_folder() -> str:
     """The folder new heads are written to: the first avi_heads folder (created if missing)."""
-    folder_paths = _require("folder_paths")
-    folder = folder_paths.get_folder_paths(HEADS_FOLDER)[0]
-    os.makedirs(folder, exist_ok=True)
-    return folder
+    return _save_folder(HEADS_FOLDER)
 
 
 def dataset_roots() -> list[str]:
@@ -110,24 +120,12 @@ def boundary_files() -> list[str]:
 
 def boundary_path(filename: str) -> str:
     """Full path of a listed boundary file; FileFormatError (reason "missing") naming the folders searched."""
-    folder_paths = _require("folder_paths")
-    path = folder_paths.get_full_path(BOUNDARIES_FOLDER, filename)
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(BOUNDARIES_FOLDER))
-        raise FileFormatError(
-            f"semantic boundary {filename!r} is not in the avi_boundaries folders ({folders})",
-            reason="missing",
-            path=filename,
-            kind="semantic boundary",
-        )
-    return path
+    return _listed_file_path(BOUNDARIES_FOLDER, filename, "semantic boundary", FileFormatError)
 
 
 def boundaries_save_folder() -> str:
     """The folder new boundaries are written to: the first avi_boundaries folder (created if missing)."""
-    folder = _require("folder_paths").get_folder_paths(BOUNDARIES_FOLDER)[0]
-    os.makedirs(folder, exist_ok=True)
-    return folder
+    return _save_folder(BOUNDARIES_FOLDER)
 
 
 def boundary_collection_roots() -> list[str]:
@@ -193,26 +191,12 @@ def direction_files() -> list[str]:
 
 def direction_path(filename: str) -> str:
     """Full path of a listed direction file; FileFormatError (reason "missing") naming the folders searched."""
-    from ..avi_core.errors import FileFormatError
-
-    folder_paths = _require("folder_paths")
-    path = folder_paths.get_full_path(DIRECTIONS_FOLDER, filename)
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(DIRECTIONS_FOLDER))
-        raise FileFormatError(
-            f"h-space direction file {filename!r} is not in the avi_directions folders ({folders})",
-            reason="missing",
-            path=filename,
-            kind="h-space direction file",
-        )
-    return path
+    return _listed_file_path(DIRECTIONS_FOLDER, filename, "h-space direction file", FileFormatError)
 
 
 def directions_save_folder() -> str:
     """The folder new direction files are written to: the first avi_directions folder (created if missing)."""
-    folder = _require("folder_paths").get_folder_paths(DIRECTIONS_FOLDER)[0]
-    os.makedirs(folder, exist_ok=True)
-    return folder
+    return _save_folder(DIRECTIONS_FOLDER)
 
 
 def hspace_collection_roots() -> list[str]:
